@@ -1,0 +1,204 @@
+"""Row checks and table assembly shared by the readers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from etl import quarantine as q
+from etl.canonical import EVENT_TYPES, RELATIONS, SPLITS, conform
+from etl.quarantine import Quarantine, join_fields
+from etl.readers.textfile import LINE, open_binary
+
+log = logging.getLogger(__name__)
+
+EVENT_KEY = ["user_id", "item_id", "event_type", "ts", "session"]
+
+
+def blank(values: pd.Series) -> pd.Series:
+    """True where a text value is NA or only whitespace."""
+    return values.isna() | (values.str.strip() == "")
+
+
+def stripped(values: pd.Series) -> pd.Series:
+    """Stripped text, "" -> NA."""
+    s = values.str.strip()
+    return s.where(s != "").astype("str")
+
+
+def parse_float(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(float64 values with NaN for empty, mask of non-empty values that are not finite numbers)."""
+    text = stripped(values)
+    num = pd.to_numeric(text, errors="coerce").astype("float64")
+    bad = text.notna() & ~np.isfinite(num)
+    return num.where(~bad), bad
+
+
+def unix_seconds(dt: pd.Series) -> pd.Series:
+    """Int64 unix seconds of a tz-aware datetime series (NaT -> NA)."""
+    return ((dt - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).astype("Int64")
+
+
+def parse_timestamp(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(Int64 unix seconds, mask of unparsable values) from unix seconds or ISO-8601 text.
+
+    Empty -> NA (allowed). ISO times without an offset are taken as UTC; a trailing " UTC"
+    (REES46 style) is accepted.
+    """
+    text = stripped(values)
+    num = pd.to_numeric(text, errors="coerce")
+    ts = pd.Series(np.floor(num), index=text.index).where(np.isfinite(num)).astype("Int64")
+    iso = text.notna() & ts.isna()
+    if iso.any():
+        dt = pd.to_datetime(
+            text[iso].str.removesuffix(" UTC"), format="ISO8601", utc=True, errors="coerce"
+        )
+        ts[iso] = unix_seconds(dt)
+    return ts, text.notna() & ts.isna()
+
+
+@dataclass
+class Checker:
+    """Quarantines rows of one file's chunks; `columns` are the file's own (for the raw text)."""
+
+    path: Path
+    quarantine: Quarantine
+    columns: list[str]
+
+    def reject(self, frame: pd.DataFrame, mask: pd.Series, reason: str) -> pd.DataFrame:
+        """Quarantine the rows of `frame` where `mask` holds; return the others."""
+        mask = mask.fillna(False).astype(bool)
+        if not mask.any():
+            return frame
+        bad = frame.loc[mask, [LINE, *self.columns]]
+        raws = (join_fields(row) for row in bad[self.columns].itertuples(index=False))
+        self.quarantine.add_many(self.path, bad[LINE], reason, raws)
+        return frame.loc[~mask]
+
+    def require(self, frame: pd.DataFrame, column: str, reason: str) -> pd.DataFrame:
+        return self.reject(frame, blank(frame[column]), reason)
+
+    def drop_duplicates(self, frame: pd.DataFrame, key: list[str], reason: str) -> pd.DataFrame:
+        """Quarantine the 2nd and later rows with the same key (in file order)."""
+        return self.reject(frame, frame.duplicated(key, keep="first"), reason)
+
+
+TimeParser = Callable[[pd.Series], tuple[pd.Series, pd.Series]]
+
+
+def check_events(
+    chunk: pd.DataFrame, check: Checker, time_col: str, parse: TimeParser = parse_timestamp
+) -> pd.DataFrame:
+    """Ids present, known event type, parsable timestamp; adds the parsed `ts` column."""
+    chunk = check.require(chunk, "user_id", q.MISSING_USER_ID)
+    chunk = check.require(chunk, "item_id", q.MISSING_ITEM_ID)
+    chunk = chunk.assign(
+        user_id=chunk["user_id"].str.strip(),
+        item_id=chunk["item_id"].str.strip(),
+        event_type=chunk["event_type"].str.strip().str.lower(),
+    )
+    chunk = check.reject(chunk, ~chunk["event_type"].isin(EVENT_TYPES), q.UNKNOWN_EVENT_TYPE)
+    ts, bad = parse(chunk[time_col])
+    chunk = chunk.assign(ts=ts)
+    return check.reject(chunk, bad, q.UNPARSABLE_TIMESTAMP)
+
+
+def check_split(chunk: pd.DataFrame, check: Checker, column: str = "split") -> pd.DataFrame:
+    split = stripped(chunk[column]).str.lower()
+    chunk = chunk.assign(split=split)
+    return check.reject(chunk, split.notna() & ~split.isin(SPLITS), q.UNKNOWN_SPLIT)
+
+
+def check_price(chunk: pd.DataFrame, check: Checker, column: str = "price") -> pd.DataFrame:
+    price, bad = parse_float(chunk[column])
+    chunk = check.reject(chunk.assign(price=price), bad, q.UNPARSABLE_PRICE)
+    return check.reject(chunk, chunk["price"] < 0, q.NEGATIVE_PRICE)
+
+
+def _source_lines(path: Path, wanted: set[int]) -> dict[int, str]:
+    """The text of some physical lines of a CSV file (a second pass, for quarantine only)."""
+    found: dict[int, str] = {}
+    with open_binary(path, "any") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if number in wanted:
+                found[number] = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
+                if len(found) == len(wanted):
+                    break
+    return found
+
+
+def drop_duplicate_events(events: pd.DataFrame, path: Path, quarantine: Quarantine) -> pd.DataFrame:
+    """Quarantine exact repeats (same user, item, type, ts, session) after the first, in file order.
+
+    Done once over the whole file, so repeats in different chunks are found too. The raw text of
+    the repeats is read back from the file (CSV) or rebuilt from the event's fields (Parquet).
+    """
+    events = events.sort_values(LINE, kind="stable")
+    dup = events.duplicated(EVENT_KEY, keep="first")
+    if dup.any():
+        lines = events.loc[dup, LINE]
+        if path.suffix == ".parquet":
+            raws = [join_fields(r) for r in events.loc[dup, EVENT_KEY].itertuples(index=False)]
+        else:
+            text = _source_lines(path, set(lines.tolist()))
+            raws = [text.get(n, "") for n in lines]
+        quarantine.add_many(path, lines, q.DUPLICATE_EVENT, raws)
+    return events.loc[~dup]
+
+
+def finish_events(events: pd.DataFrame) -> pd.DataFrame:
+    """Canonical events from checked rows (missing optional columns become NA)."""
+    for col in ("rating", "split", "session"):
+        if col not in events:
+            events = events.assign(**{col: pd.Series(pd.NA, index=events.index, dtype="str")})
+    events = events.assign(session=stripped(events["session"].astype("str")))
+    return conform("events", events)
+
+
+def check_relations(chunk: pd.DataFrame, check: Checker) -> pd.DataFrame:
+    chunk = check.require(chunk, "item_id", q.MISSING_ITEM_ID)
+    chunk = check.require(chunk, "related_item_id", q.MISSING_RELATED_ITEM_ID)
+    chunk = chunk.assign(
+        item_id=chunk["item_id"].str.strip(),
+        related_item_id=chunk["related_item_id"].str.strip(),
+        relation=chunk["relation"].str.strip().str.lower(),
+    )
+    return check.reject(chunk, ~chunk["relation"].isin(RELATIONS), q.UNKNOWN_RELATION)
+
+
+def finish_relations(
+    relations: pd.DataFrame, catalogue: pd.Series, stats: dict[str, int]
+) -> pd.DataFrame:
+    """Keep relations whose both ends are catalogue items; count what is dropped in `stats`."""
+    inside = relations["item_id"].isin(catalogue) & relations["related_item_id"].isin(catalogue)
+    relations = relations.loc[inside]
+    dup = relations.duplicated(["item_id", "relation", "related_item_id"])
+    stats["item_relations_out_of_catalogue"] = int((~inside).sum())
+    stats["item_relations_duplicates"] = int(dup.sum())
+    if stats["item_relations_out_of_catalogue"]:
+        log.info("dropped %d item relations to items outside the catalogue",
+                 stats["item_relations_out_of_catalogue"])
+    return conform("item_relations", relations.loc[~dup])
+
+
+def complete_items(items: pd.DataFrame, item_ids: pd.Series, stats: dict[str, int]) -> pd.DataFrame:
+    """Add a minimal row (id only) for every referenced item the item files do not describe."""
+    extra = pd.Series(pd.unique(item_ids.dropna()), dtype="str")
+    extra = extra[~extra.isin(items["item_id"])]
+    stats["items_added_from_events"] = len(extra)
+    if len(extra):
+        log.info("%d items appear only in events: added with no attributes", len(extra))
+        items = pd.concat([items, conform("items", pd.DataFrame({"item_id": extra}).reindex(
+            columns=["item_id", "title", "price", "brand_id"]))], ignore_index=True)
+    return conform("items", items)
+
+
+def users_of(events: pd.DataFrame, listed: pd.Series | None = None) -> pd.DataFrame:
+    ids = events["user_id"] if listed is None else pd.concat([listed, events["user_id"]])
+    return conform("users", pd.DataFrame({"user_id": pd.unique(ids.dropna())}))
+

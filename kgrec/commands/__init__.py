@@ -1,0 +1,1 @@
+"""One module per command group; `kgrec.cli` wires them into one typer app."""

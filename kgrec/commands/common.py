@@ -1,0 +1,51 @@
+"""What every command shares: the config, the console, opening the graph, error reporting."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from kgrec.config import Config
+from kgrec.errors import KgrecError
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config() -> Config:
+    return Config.from_env()
+
+
+def open_store(cfg: Config):
+    """The graph store; starts the embedded server on demand when no Neo4j is configured."""
+    from graph.store import GraphStore
+
+    if cfg.graph.embedded:
+        with console.status("starting the embedded graph server…"):
+            return GraphStore(cfg.graph)
+    return GraphStore(cfg.graph)
+
+
+def friendly_errors(fn: F) -> F:
+    """A KgrecError becomes one red line on stderr and exit code 1; anything else is a bug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KgrecError as e:
+            err_console.print(f"[red]error:[/red] {e}", highlight=False, markup=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
