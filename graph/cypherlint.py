@@ -96,8 +96,13 @@ def _diagnostic(d: dict) -> Diagnostic:
     )
 
 
+def find_node() -> str | None:
+    """The Node.js executable (`node` on PATH, or $KGREC_NODE), or None."""
+    return shutil.which(os.environ.get("KGREC_NODE", "node"))
+
+
 def _node_executable() -> str:
-    node = shutil.which(os.environ.get("KGREC_NODE", "node"))
+    node = find_node()
     if node is None:
         raise CypherLintUnavailable(
             "Node.js (`node`) is not on PATH: install Node.js >= 20, then " + INSTALL_HINT

@@ -11,13 +11,19 @@ import numpy as np
 import pandas as pd
 
 from etl import quarantine as q
-from etl.canonical import EVENT_TYPES, RELATIONS, SPLITS, conform
+from etl.canonical import EVENT_TYPES, RELATIONS, SPLITS, conform, isin
 from etl.quarantine import Quarantine, join_fields
 from etl.readers.textfile import LINE, open_binary
+from kgrec.errors import InputFileError
 
 log = logging.getLogger(__name__)
 
 EVENT_KEY = ["user_id", "item_id", "event_type", "ts", "session"]
+
+
+def not_a_directory(path: Path, fmt: str, expected: str) -> InputFileError:
+    what = "not found" if not path.exists() else "not a directory"
+    return InputFileError(f"{path}: {what}; --format {fmt} expects a directory with {expected}")
 
 
 def blank(values: pd.Series) -> pd.Series:
@@ -64,20 +70,25 @@ def parse_timestamp(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 @dataclass
 class Checker:
-    """Quarantines rows of one file's chunks; `columns` are the file's own (for the raw text)."""
+    """Quarantines rows of frames derived from `source`, a frame as read from `path`.
+
+    Checks may rewrite columns (strip, parse); the raw text always comes from `source`, matched
+    by index, so derived frames must keep the index of the rows they came from.
+    """
 
     path: Path
     quarantine: Quarantine
-    columns: list[str]
+    source: pd.DataFrame  # the file's columns as text, plus LINE
 
     def reject(self, frame: pd.DataFrame, mask: pd.Series, reason: str) -> pd.DataFrame:
         """Quarantine the rows of `frame` where `mask` holds; return the others."""
         mask = mask.fillna(False).astype(bool)
         if not mask.any():
             return frame
-        bad = frame.loc[mask, [LINE, *self.columns]]
-        raws = (join_fields(row) for row in bad[self.columns].itertuples(index=False))
-        self.quarantine.add_many(self.path, bad[LINE], reason, raws)
+        rows = self.source.loc[frame.index[mask.to_numpy()]]
+        columns = [c for c in rows.columns if c != LINE]
+        raws = (join_fields(row) for row in rows[columns].itertuples(index=False))
+        self.quarantine.add_many(self.path, rows[LINE], reason, raws)
         return frame.loc[~mask]
 
     def require(self, frame: pd.DataFrame, column: str, reason: str) -> pd.DataFrame:
@@ -139,11 +150,12 @@ def drop_duplicate_events(events: pd.DataFrame, path: Path, quarantine: Quaranti
     the repeats is read back from the file (CSV) or rebuilt from the event's fields (Parquet).
     """
     events = events.sort_values(LINE, kind="stable")
-    dup = events.duplicated(EVENT_KEY, keep="first")
+    key = [c for c in EVENT_KEY if c in events]  # a source without sessions has none
+    dup = events.duplicated(key, keep="first")
     if dup.any():
         lines = events.loc[dup, LINE]
         if path.suffix == ".parquet":
-            raws = [join_fields(r) for r in events.loc[dup, EVENT_KEY].itertuples(index=False)]
+            raws = [join_fields(r) for r in events.loc[dup, key].itertuples(index=False)]
         else:
             text = _source_lines(path, set(lines.tolist()))
             raws = [text.get(n, "") for n in lines]
@@ -153,9 +165,9 @@ def drop_duplicate_events(events: pd.DataFrame, path: Path, quarantine: Quaranti
 
 def finish_events(events: pd.DataFrame) -> pd.DataFrame:
     """Canonical events from checked rows (missing optional columns become NA)."""
-    for col in ("rating", "split", "session"):
+    for col, dtype in (("rating", "Float64"), ("split", "str"), ("session", "str")):
         if col not in events:
-            events = events.assign(**{col: pd.Series(pd.NA, index=events.index, dtype="str")})
+            events = events.assign(**{col: pd.Series(pd.NA, index=events.index, dtype=dtype)})
     events = events.assign(session=stripped(events["session"].astype("str")))
     return conform("events", events)
 
@@ -175,7 +187,7 @@ def finish_relations(
     relations: pd.DataFrame, catalogue: pd.Series, stats: dict[str, int]
 ) -> pd.DataFrame:
     """Keep relations whose both ends are catalogue items; count what is dropped in `stats`."""
-    inside = relations["item_id"].isin(catalogue) & relations["related_item_id"].isin(catalogue)
+    inside = isin(relations["item_id"], catalogue) & isin(relations["related_item_id"], catalogue)
     relations = relations.loc[inside]
     dup = relations.duplicated(["item_id", "relation", "related_item_id"])
     stats["item_relations_out_of_catalogue"] = int((~inside).sum())
@@ -189,7 +201,7 @@ def finish_relations(
 def complete_items(items: pd.DataFrame, item_ids: pd.Series, stats: dict[str, int]) -> pd.DataFrame:
     """Add a minimal row (id only) for every referenced item the item files do not describe."""
     extra = pd.Series(pd.unique(item_ids.dropna()), dtype="str")
-    extra = extra[~extra.isin(items["item_id"])]
+    extra = extra[~isin(extra, items["item_id"])]
     stats["items_added_from_events"] = len(extra)
     if len(extra):
         log.info("%d items appear only in events: added with no attributes", len(extra))

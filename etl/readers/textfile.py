@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ MAX_RECORD_LINES = 1_000  # a quoted field spanning more lines is taken as unter
 
 @dataclass(frozen=True)
 class Header:
-    """The columns a file must have, for error messages `fmt` names the --format."""
+    """The columns a file must have; `fmt` is the --format named in error messages."""
 
     required: tuple[str, ...]
     fmt: str
@@ -62,20 +63,21 @@ class Header:
             )
 
 
-def find_source(directory: Path, stem: str, fmt: str, *, required: bool = True, parquet: bool = False) -> Path | None:
+def find_source(
+    directory: Path, stem: str, fmt: str, *, required: bool = True, parquet: bool = False
+) -> Path | None:
     """`directory/stem.csv`, `.csv.gz` (or `.parquet`); None when optional and absent."""
     suffixes = (".csv", ".csv.gz") + ((".parquet",) if parquet else ())
     found = [directory / f"{stem}{s}" for s in suffixes if (directory / f"{stem}{s}").is_file()]
     if len(found) > 1:
-        raise InputFileError(
-            f"{directory}: both {' and '.join(p.name for p in found)} exist for --format {fmt}; keep one"
-        )
+        names = " and ".join(p.name for p in found)
+        raise InputFileError(f"{directory}: both {names} exist for --format {fmt}; keep one")
     if found:
         return found[0]
     if required:
+        others = ", ".join(stem + s for s in suffixes[1:])
         raise InputFileError(
-            f"{directory}: missing {stem}{suffixes[0]} (or {', '.join(stem + s for s in suffixes[1:])}) "
-            f"required by --format {fmt}"
+            f"{directory}: missing {stem}{suffixes[0]} (or {others}) required by --format {fmt}"
         )
     return None
 
@@ -85,7 +87,10 @@ def open_binary(path: Path, fmt: str) -> BinaryIO:
         raise InputFileError(f"{path}: file not found (needed by --format {fmt})")
     with path.open("rb") as fh:
         compressed = fh.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if compressed else path.open("rb")  # type: ignore[return-value]
+    if not compressed:
+        return path.open("rb")
+    # GzipFile.readline is slow Python code; a buffer in front of it reads lines in C.
+    return io.BufferedReader(gzip.open(path, "rb"), buffer_size=1 << 20)  # type: ignore[arg-type]
 
 
 def _split(text: str) -> list[str] | None:
@@ -100,41 +105,49 @@ def _split(text: str) -> list[str] | None:
         raise
 
 
+def _lines(path: Path, fmt: str, quarantine: Quarantine) -> Iterator[tuple[int, str]]:
+    """(physical line number, text) of every line that is valid UTF-8; the others are
+    quarantined with their bytes shown as \\xNN."""
+    number = 0
+    with open_binary(path, fmt) as fh:
+        try:
+            for number, raw in enumerate(fh, start=1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
+                    quarantine.add(path, number, q.INVALID_ENCODING, bad)
+                    continue
+                yield number, text.removeprefix("\ufeff") if number == 1 else text
+        except (OSError, EOFError) as err:  # e.g. a truncated or corrupt gzip stream
+            raise InputFileError(f"{path}: unreadable after line {number} ({err})") from err
+
+
 def records(path: Path, fmt: str, quarantine: Quarantine) -> Iterator[tuple[int, list[str]]]:
     """(first physical line, fields) of every non-blank record of a CSV file."""
-    pending: list[str] = []
+    pending: list[str] = []  # lines of a record whose quoted field is still open
     start = 0
-    with open_binary(path, fmt) as fh:
-        for number, raw in enumerate(fh, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                bad = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
-                quarantine.add(path, number, q.INVALID_ENCODING, bad)
-                continue
-            if number == 1:
-                text = text.removeprefix("\ufeff")
-            if pending:
-                pending.append(text)
-                text = "".join(pending)
-            else:
-                start = number
-            try:
-                fields = _split(text)
-            except csv.Error:
-                quarantine.add(path, start, q.UNPARSABLE_ROW, text.rstrip("\r\n"))
-                pending = []
-                continue
-            if fields is None:
-                if len(pending) < MAX_RECORD_LINES:
-                    pending = pending or [text]
-                    continue
-                quarantine.add(path, start, q.UNTERMINATED_QUOTE, text.rstrip("\r\n"))
-                pending = []
-                continue
+    for number, text in _lines(path, fmt, quarantine):
+        if pending:
+            pending.append(text)
+            text = "".join(pending)
+        else:
+            start = number
+        try:
+            fields = _split(text)
+        except csv.Error:
+            quarantine.add(path, start, q.UNPARSABLE_ROW, text.rstrip("\r\n"))
             pending = []
-            if fields == [""] or not fields:
-                continue  # a blank line carries no data
+            continue
+        if fields is None:
+            if len(pending) < MAX_RECORD_LINES:
+                pending = pending or [text]
+                continue
+            quarantine.add(path, start, q.UNTERMINATED_QUOTE, text.rstrip("\r\n"))
+            pending = []
+            continue
+        pending = []
+        if fields != [""]:  # a blank line carries no data
             yield start, fields
     if pending:
         quarantine.add(path, start, q.UNTERMINATED_QUOTE, "".join(pending).rstrip("\r\n"))
@@ -147,14 +160,16 @@ def _frame(rows: list[list[str]], lines: list[int], columns: list[str]) -> pd.Da
 
 
 def read_csv_chunks(
-    path: Path, header: Header, quarantine: Quarantine, chunk_rows: int = CHUNK_ROWS
+    path: Path, header: Header, quarantine: Quarantine, chunk_rows: int | None = None
 ) -> Iterator[pd.DataFrame]:
     """Chunks of a CSV file whose header satisfies `header` (else `InputFileError`)."""
+    chunk_rows = chunk_rows or CHUNK_ROWS  # read at call time, so tests can make it small
     rows_iter = records(path, header.fmt, quarantine)
     first = next(rows_iter, None)
     if first is None:
+        expected = ",".join(header.required)
         raise InputFileError(
-            f"{path}: empty file, expected a header {','.join(header.required)} for --format {header.fmt}"
+            f"{path}: empty file, expected a header {expected} for --format {header.fmt}"
         )
     columns = [c.strip() for c in first[1]]
     header.check(path, columns)
@@ -184,11 +199,12 @@ def _as_text(column: pd.Series) -> pd.Series:
 
 
 def read_parquet_chunks(
-    path: Path, header: Header, chunk_rows: int = CHUNK_ROWS
+    path: Path, header: Header, chunk_rows: int | None = None
 ) -> Iterator[pd.DataFrame]:
     """Chunks of a Parquet file, every column as text; `LINE` = 1-based row number."""
     import pyarrow.parquet as pq
 
+    chunk_rows = chunk_rows or CHUNK_ROWS
     if not path.is_file():
         raise InputFileError(f"{path}: file not found (needed by --format {header.fmt})")
     try:
@@ -205,7 +221,8 @@ def read_parquet_chunks(
         offset += len(frame)
         yield frame
     if offset == 0:
-        yield pd.DataFrame({c: pd.Series(dtype="str") for c in columns} | {LINE: pd.Series(dtype="int64")})
+        empty = {c: pd.Series(dtype="str") for c in columns}
+        yield pd.DataFrame(empty | {LINE: pd.Series(dtype="int64")})
 
 
 def read_chunks(path: Path, header: Header, quarantine: Quarantine) -> Iterator[pd.DataFrame]:

@@ -55,7 +55,7 @@ def run_load(cfg: Config, fmt: str, path: Path):
         if cfg.etl.pseudonymize:
             tables = pseudonymize(tables, salt(cfg.graph.home))
     name = path.name.split(".")[0] or fmt
-    qfile = quarantine.write(cfg.etl.quarantine_dir, name) if quarantine.counts() else None
+    qfile = quarantine.write(cfg.etl.quarantine_dir, name)  # always: a fixed file clears it
     fp = fingerprint(fmt, path, cfg.etl.pseudonymize, cfg.graph.batch_size)
     with open_store(cfg) as store, Progress(
         TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
