@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, LiteralString
 
 import pandas as pd
-from neo4j import READ_ACCESS, WRITE_ACCESS, Driver, GraphDatabase, Query
+from neo4j import READ_ACCESS, WRITE_ACCESS, Driver, GraphDatabase, unit_of_work
 from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired, TransientError
 
 from graph import queries as Q
@@ -74,8 +74,7 @@ class GraphStore:
     def read(self, query: LiteralString, timeout_s: float | None = None,
              **params: Any) -> list[dict[str, Any]]:
         """Run a read query in a managed READ transaction; returns records as dicts."""
-        q = Query(query, timeout=timeout_s) if timeout_s else query
-        return self._retry(lambda: self._run(q, params, READ_ACCESS))
+        return self._retry(lambda: self._run(query, params, READ_ACCESS, timeout_s))
 
     def read_df(self, query: LiteralString, **params: Any) -> pd.DataFrame:
         return pd.DataFrame(self.read(query, **params))
@@ -87,7 +86,7 @@ class GraphStore:
     def write_batches(self, query: LiteralString, rows: Iterable[dict[str, Any]],
                       batch_size: int | None = None,
                       on_batch: Callable[[int], None] | None = None, **params: Any) -> int:
-        """`UNWIND $rows` writes in batches, one transaction per batch. Returns rows written."""
+        """Batched writes (the statement unwinds `$rows`), one transaction per batch; returns rows."""
         n = 0
         for batch in _chunks(rows, batch_size or self.cfg.batch_size):
             self.write(query, rows=batch, **params)
@@ -131,11 +130,14 @@ class GraphStore:
         return out
 
     # --- internals ---
-    def _run(self, query: LiteralString | Query, params: dict[str, Any],
-             mode: str) -> list[dict[str, Any]]:
+    def _run(self, query: LiteralString, params: dict[str, Any], mode: str,
+             timeout_s: float | None = None) -> list[dict[str, Any]]:
+        @unit_of_work(timeout=timeout_s)  # a server-side limit (Neo4j; ArcadeDB ignores it)
+        def work(tx):
+            return tx.run(query, params).data()
+
         with self._driver.session(database=self.database, default_access_mode=mode) as s:
-            work = s.execute_read if mode == READ_ACCESS else s.execute_write
-            return work(lambda tx: tx.run(query, params).data())
+            return (s.execute_read if mode == READ_ACCESS else s.execute_write)(work)
 
     def _retry(self, fn: Callable[[], Any]) -> Any:
         delay = 0.5

@@ -5,12 +5,22 @@ from __future__ import annotations
 import typer
 
 from kgrec.commands import demo_cmd, etl_cmd, graph_cmd
+from kgrec.commands import search_cmd
+from kgrec.commands import recommend_cmd
+from kgrec.commands import dashboard_cmd
+from kgrec.commands import train_cmd
 
 app = typer.Typer(help="kgrec: a knowledge-graph recommender for e-commerce.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
 app.add_typer(graph_cmd.app, name="graph")
+app.add_typer(train_cmd.app)  # top-level train, evaluate, compare
 app.add_typer(etl_cmd.app, name="etl")
 app.command("demo")(demo_cmd.demo)
+app.command("search")(search_cmd.search)
+app.command("recommend")(recommend_cmd.recommend)
+app.command("explain")(recommend_cmd.explain)
+app.command("search-eval")(search_cmd.search_eval)
+app.command("dashboard")(dashboard_cmd.dashboard)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from kgrec.config import Config
 from kgrec.errors import KgrecError
@@ -40,7 +41,7 @@ def friendly_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except KgrecError as e:
-            err_console.print(f"[red]error:[/red] {e}", highlight=False, markup=True)
+            err_console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]

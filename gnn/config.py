@@ -1,0 +1,132 @@
+"""`TrainConfig`: every knob of a training run, saved as `config.json` in the run and inside the
+checkpoint (nanoGPT-style: the saved config rebuilds the model).
+
+Per-model defaults (`MODEL_DEFAULTS`) are the values tuned on Beauty (see bench/results/); options
+given explicitly (CLI flags, keyword arguments) override them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from kgrec.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MODELS = ("hgt", "lightgcn", "mf", "itemknn", "pop")
+LOSSES = ("bpr", "softmax")
+SPLITS = ("auto", "given", "temporal")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    model: str = "hgt"
+    dataset: str = "snapshot"  # a label written into metrics.json
+    # --- what to predict and how to split (gnn.data)
+    target: str | None = None  # user->item relation; None: "purchased" if present else "reviewed"
+    split: str = "auto"  # auto: the data's split codes if any are set, else temporal
+    temporal_fraction: float = 0.2  # temporal split: the last 20% of each user's interactions
+    val_fraction: float = 0.1  # share of each user's training interactions held out for validation
+    val_mode: str = "random"  # "random" | "latest" (by first_ts)
+    cold_item_fraction: float = 0.1  # items whose interactions are all held out (cold-start slice)
+    # --- model
+    dim: int = 64
+    layers: int = 3  # propagation layers (lightgcn, hgt)
+    heads: int = 2  # hgt: attention heads
+    kg_conv: str = "sparse"  # hgt: "sparse" (HGT attention on sparse kernels) | "hgt" (PyG
+    # HGTConv) | "gat" (PyG GATv2Conv per relation in HeteroConv)
+    dropout: float = 0.0  # hgt: dropout on attention outputs
+    id_dropout: float = 0.0  # share of id embeddings replaced by the learned default in training
+    knn_neighbours: int = 100  # itemknn: neighbours kept per item
+    knn_shrink: float = 0.0  # itemknn: cosine shrinkage
+    # --- optimisation
+    epochs: int = 50
+    lr: float = 1e-3
+    dense_lr: float = 2.5e-4  # learning rate of dense (non-embedding) layers: Adam moves every
+    # weight by ~lr per step, so a 64x64 matrix at the embeddings' lr changes its scale within
+    # one epoch and swamps the embeddings
+    weight_decay: float = 0.0  # AdamW decay of dense (non-embedding) parameters
+    reg: float = 1e-4  # L2 on the layer-0 embeddings of each batch (LightGCN-style)
+    batch_size: int = 4096  # positive edges per step (each step is one full-graph forward)
+    loss: str = "bpr"  # "bpr" | "softmax" (sampled softmax over `neg_samples` negatives)
+    # bpr: uniform negatives per positive, known positives redrawn; softmax: uniform negatives
+    # shared by the batch
+    neg_samples: int = 1
+    temperature: float = 0.2  # softmax loss: logits / temperature
+    patience: int = 5  # evaluations without a better validation NDCG@20 before stopping
+    eval_every: int = 1  # epochs between validations
+    max_minutes: float | None = None  # stop training after this long (best state is kept)
+    seed: int = 0
+    device: str = "auto"  # "auto": CUDA when present
+    eval_batch: int = 4096  # users per scoring chunk
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        for name, value, allowed in (("model", self.model, MODELS), ("loss", self.loss, LOSSES),
+                                     ("split", self.split, SPLITS),
+                                     ("device", self.device, DEVICES),
+                                     ("val_mode", self.val_mode, ("random", "latest")),
+                                     ("kg_conv", self.kg_conv, ("sparse", "hgt", "gat"))):
+            if value not in allowed:
+                raise ConfigError(f"'{name}' must be one of {', '.join(allowed)} (got {value!r})")
+        for name in ("val_fraction", "cold_item_fraction", "temporal_fraction", "id_dropout",
+                     "dropout"):
+            v = getattr(self, name)
+            if not 0.0 <= v < 1.0:
+                raise ConfigError(f"'{name}' must be in [0, 1) (got {v})")
+        if self.dim % self.heads:
+            raise ConfigError(f"'dim' (got {self.dim}) must be divisible by 'heads' "
+                              f"(got {self.heads})")
+        for name in ("epochs", "dim", "batch_size", "neg_samples", "eval_every", "eval_batch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"'{name}' must be >= 1 (got {getattr(self, name)})")
+
+    # --- construction and persistence
+    @classmethod
+    def for_model(cls, model: str, **overrides: Any) -> "TrainConfig":
+        """The tuned defaults of `model`, then `overrides` (None values are ignored)."""
+        if model not in MODELS:
+            raise ConfigError(f"'model' must be one of {', '.join(MODELS)} (got {model!r})")
+        values = {**MODEL_DEFAULTS.get(model, {}),
+                  **{k: v for k, v in overrides.items() if v is not None}, "model": model}
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            log.warning("ignoring unknown config keys: %s", ", ".join(unknown))
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainConfig":
+        return cls.from_dict(json.loads(path.read_text()))
+
+
+# Tuned on Beauty with the published split (bench/bench_models.py; numbers in bench/results/).
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "pop": {"epochs": 1},
+    "itemknn": {"epochs": 1, "knn_neighbours": 100},
+    "mf": {"lr": 5e-3, "reg": 1e-4, "batch_size": 4096, "epochs": 100},
+    "lightgcn": {"lr": 5e-3, "reg": 1e-4, "layers": 3, "batch_size": 4096, "epochs": 100},
+    "hgt": {"lr": 5e-3, "reg": 1e-4, "layers": 3, "batch_size": 4096,
+            "epochs": 100, "id_dropout": 0.1},
+}

@@ -1,0 +1,28 @@
+"""The recommenders behind one interface (`gnn.models.base.Recommender`), by name."""
+
+from __future__ import annotations
+
+from gnn.config import TrainConfig
+from gnn.models.base import Recommender
+
+
+def registry() -> dict[str, type[Recommender]]:
+    from gnn.models.hgt import HGT
+    from gnn.models.itemknn import ItemKNN
+    from gnn.models.lightgcn import LightGCN
+    from gnn.models.mf import MF
+    from gnn.models.pop import Popularity
+
+    return {m.name: m for m in (HGT, LightGCN, MF, ItemKNN, Popularity)}
+
+
+def create(name: str, cfg: TrainConfig | None = None) -> Recommender:
+    cls = registry()[name]
+    return cls(cfg or TrainConfig.for_model(name))
+
+
+def load(path) -> Recommender:
+    return Recommender.load(path)
+
+
+__all__ = ["Recommender", "create", "load", "registry"]

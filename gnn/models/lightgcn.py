@@ -1,0 +1,92 @@
+"""`lightgcn`: PyG's `LightGCN` (He et al., SIGIR 2020) over the user-item history graph.
+
+The PyG module holds the embedding table and the layer weights alpha = 1 / (L + 1). Layer-0
+embeddings are looked up by row (users/items unseen in training get a default row), then
+propagated over a pre-normalised sparse adjacency D^-1/2 A D^-1/2 (built once per graph; CSR
+`torch.sparse.mm`, no dense N x N, the same product as PyG's LGConv but with a symmetric backward)
+and averaged over layers.
+A user's embedding is therefore recomputed from its current neighbourhood.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn.models import LightGCN as PygLightGCN
+
+from gnn.data import Graph
+from gnn.models.base import NetOut, TorchRecommender, known_buffers
+
+
+def normalized_adjacency(history: Tensor, n_users: int, n_items: int,
+                         device: torch.device | str = "cpu") -> Tensor:
+    """Symmetric-normalised bipartite adjacency over [users; items] as a sparse CSR tensor."""
+    u, i = history[0], history[1] + n_users
+    n = n_users + n_items
+    row, col = torch.cat([u, i]), torch.cat([i, u])
+    deg = torch.bincount(row, minlength=n).float()
+    inv = deg.pow(-0.5)
+    inv[torch.isinf(inv)] = 0.0
+    adj = torch.sparse_coo_tensor(torch.stack([row, col]), inv[row] * inv[col], (n, n),
+                                  check_invariants=False)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": it is what we want
+        warnings.simplefilter("ignore", UserWarning)
+        return adj.coalesce().to_sparse_csr().to(device)
+
+
+class _SymmetricSpMM(torch.autograd.Function):
+    """y = A x for a symmetric sparse A. Autograd through `torch.sparse.mm` would build A^T for
+    the backward pass; since A^T = A the backward is one more A g (about 10x faster on CPU)."""
+
+    @staticmethod
+    def forward(ctx: Any, adj: Tensor, x: Tensor) -> Tensor:
+        ctx.adj = adj
+        return torch.sparse.mm(adj, x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
+        return None, torch.sparse.mm(ctx.adj, grad.contiguous())
+
+
+def propagate(alpha: Tensor, x: Tensor, adj: Tensor) -> Tensor:
+    """sum_l alpha_l A^l x: LightGCN's layer combination, A symmetric-normalised (exactly what
+    PyG's LGConv computes with normalize=False on a pre-normalised adjacency)."""
+    x = x.float()  # sparse mm has no bf16 kernel everywhere: propagate in fp32
+    out = x * alpha[0]
+    for layer in range(1, len(alpha)):
+        x = _SymmetricSpMM.apply(adj, x)
+        out = out + x * alpha[layer]
+    return out
+
+
+class LightGCNNet(nn.Module):
+    def __init__(self, n_users: int, n_items: int, dim: int, layers: int) -> None:
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        # rows: users, default user, items, default item
+        self.lightgcn = PygLightGCN(n_users + 1 + n_items + 1, dim, layers, normalize=False)
+        known_buffers(self, n_users, n_items)
+        nn.init.normal_(self.lightgcn.embedding.weight, std=0.1)
+
+    def forward(self, inputs: dict[str, Any]) -> NetOut:
+        rows = torch.cat([inputs["user"], inputs["item"] + self.n_users + 1])
+        x0 = self.lightgcn.embedding(rows)
+        out = propagate(self.lightgcn.alpha, x0, inputs["adj"])
+        nu = inputs["user"].numel()
+        return NetOut(out[:nu], out[nu:], x0[:nu], x0[nu:])
+
+
+class LightGCN(TorchRecommender):
+    name = "lightgcn"
+
+    def _build_net(self) -> nn.Module:
+        n = self.meta["num_nodes"]
+        return LightGCNNet(n["user"], n["item"], self.cfg.dim, self.cfg.layers)
+
+    def _inputs(self, graph: Graph, device: torch.device) -> dict[str, Any]:
+        return {"user": self.node_rows(graph, "user").to(device),
+                "item": self.node_rows(graph, "item").to(device),
+                "adj": normalized_adjacency(graph.history, graph.n_users, graph.n_items, device)}

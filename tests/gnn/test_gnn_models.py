@@ -1,0 +1,114 @@
+"""The contract every recommender keeps (one parametrised suite, like implicit's mixin tests),
+and the checkerboard known answer."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from gnn_fixtures import checkerboard, fast_config
+
+from gnn.data import graph_from_snapshot, make_split
+from gnn.models import create, registry
+from gnn.models.base import Recommender
+
+MODELS = ["pop", "itemknn", "mf", "lightgcn", "hgt"]
+_FITTED: dict[str, tuple] = {}
+
+
+def fitted(name: str):
+    """(model, split, epoch logs) fitted on the checkerboard, once per test session."""
+    if name not in _FITTED:
+        board = checkerboard()
+        cfg = fast_config(name, epochs=30, batch_size=32, val_fraction=0.15)
+        split = make_split(board, cfg)
+        logs = []
+        model = create(name, cfg)
+        result = model.fit(split, cfg, logs.append)
+        _FITTED[name] = (model, split, logs, result, board)
+    return _FITTED[name]
+
+
+def test_registry_has_every_model():
+    assert sorted(registry()) == sorted(MODELS)
+
+
+@pytest.mark.parametrize("name", MODELS)
+class TestContract:
+    def test_fit_reports_progress(self, name):
+        model, split, logs, result, _ = fitted(name)
+        assert result.epochs >= 1 and len(result.history) == result.epochs
+        assert 1 <= result.best_epoch <= result.epochs
+        assert logs and logs[-1].epoch == result.epochs
+        assert any(e.val is not None and "ndcg@20" in e.val for e in logs)
+        assert model.graph is split.eval_graph
+
+    def test_embeddings_shapes(self, name):
+        model, split, *_ = fitted(name)
+        u, i = model.embeddings()
+        assert u.shape[0] == split.eval_graph.n_users and i.shape[0] == split.eval_graph.n_items
+        if not (u.is_sparse or i.is_sparse):
+            assert u.shape[1] == i.shape[1]
+            assert torch.isfinite(u).all() and torch.isfinite(i).all()
+
+    def test_recommend_excludes_seen_and_is_sorted(self, name):
+        model, split, *_ = fitted(name)
+        g = split.eval_graph
+        users = torch.arange(g.n_users)
+        items, scores = model.recommend(users, k=5)
+        assert items.shape == scores.shape == (g.n_users, 5)
+        seen = set(zip(*g.history.tolist()))
+        assert not any((u, i) in seen for u, row in zip(users.tolist(), items.tolist())
+                       for i in row)
+        assert (scores[:, :-1] >= scores[:, 1:]).all()
+        # the scores are the model's pair scores
+        again = model.score(users.repeat_interleave(5), items.reshape(-1)).view(-1, 5)
+        assert torch.allclose(again, scores, atol=1e-5)
+        # without exclusion the best items may be seen ones, and scores can only go up
+        _, all_scores = model.recommend(users, k=5, exclude_seen=False)
+        assert (all_scores[:, 0] >= scores[:, 0] - 1e-6).all()
+
+    def test_similar_items(self, name):
+        model, split, *_ = fitted(name)
+        items = torch.tensor([0, 3, 7])
+        sim, val = model.similar_items(items, k=4)
+        assert sim.shape == val.shape == (3, 4)
+        assert not (sim == items[:, None]).any()
+
+    def test_save_load_round_trip(self, name, tmp_path):
+        model, split, *_ = fitted(name)
+        model.save(tmp_path / "m")
+        loaded = Recommender.load(tmp_path / "m")
+        assert type(loaded) is type(model) and loaded.cfg == model.cfg
+        users = torch.arange(split.eval_graph.n_users)
+        a_items, a_scores = model.recommend(users, k=5, source=split.eval_graph)
+        b_items, b_scores = loaded.recommend(users, k=5, source=split.eval_graph)
+        assert torch.equal(a_items, b_items) and torch.allclose(a_scores, b_scores)
+        # the checkpoint holds tensors only: weights_only loading works
+        torch.load(tmp_path / "m" / "model.pt", weights_only=True)
+
+    def test_snapshot_input_maps_by_id(self, name):
+        """A later snapshot with a new user: ids are mapped, the new user gets a ranking."""
+        model, split, _, _, board = fitted(name)
+
+        extra = {"VIEWED": pd.DataFrame({"src": ["zz-new"], "dst": [board.ids["item"][0]],
+                                         "count": 1, "first_ts": 1, "last_ts": 1})}
+        later = checkerboard(extra=extra)  # the new user has a view, no review
+        g = graph_from_snapshot(later)
+        assert "zz-new" in set(g.ids["user"])
+        u, i = model.embeddings(later)
+        assert u.shape[0] == later.data["user"].num_nodes
+        items, _ = model.recommend(torch.arange(g.n_users), k=3, source=later)
+        assert (items >= 0).all()
+
+
+@pytest.mark.parametrize("name", ["itemknn", "mf", "lightgcn", "hgt"])
+def test_checkerboard_known_answer(name):
+    """Users are recommended an item of their own kind first (every user has >= 2 unseen warm
+    items of its kind left, so this is always possible)."""
+    model, split, _, _, board = fitted(name)
+    users = torch.arange(split.eval_graph.n_users)
+    items, _ = model.recommend(users, k=1, candidates=split.warm_items)
+    own = [board.ids["item"][i][0] == board.ids["user"][u][0]
+           for u, i in zip(users.tolist(), items[:, 0].tolist())]
+    assert sum(own) / len(own) >= 0.9

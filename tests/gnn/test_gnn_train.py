@@ -1,0 +1,209 @@
+"""gnn.train and the CLI: run directories, determinism, resume, cold start and fold-in through
+the knowledge graph, 2-process data-parallel training."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from gnn_fixtures import REPO, fast_config
+from typer.testing import CliRunner
+
+from gnn.data import make_split
+from gnn.models import create
+from gnn.models.base import Recommender
+from gnn.train import CHECKPOINT, evaluate_run, train_run
+from graph.export import GraphSnapshot
+
+TIMING = {"train_seconds", "seconds_to_best", "eval_seconds", "peak_rss_mb"}
+REQUIRED = {"recall@20", "recall@10", "ndcg@10", "ndcg@20", "hr@10", "precision@10", "mrr@10",
+            "coverage@20", "gini@20", "cold_item_recall@20", "model", "dataset", "split",
+            "epochs", "train_seconds", "peak_rss_mb"}
+
+
+def hgt_config(**over):
+    return fast_config("hgt", **{"epochs": 4, "batch_size": 512, **over})
+
+
+def test_train_run_writes_the_run(slice_snapshot, tmp_path):
+    m = train_run(slice_snapshot, fast_config("mf", epochs=3), tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    for f in ("config.json", "metrics.json", "history.json", f"{CHECKPOINT}/model.pt",
+              f"{CHECKPOINT}/config.json", f"{CHECKPOINT}/ids.json", f"{CHECKPOINT}/meta.json",
+              f"{CHECKPOINT}/train_state.pt"):
+        assert (run / f).exists(), f
+    saved = json.loads((run / "metrics.json").read_text())
+    assert REQUIRED <= set(saved) and saved == json.loads(json.dumps(m))
+    assert saved["split"] == "given" and saved["model"] == "mf" and saved["epochs"] == 3
+    assert 0 <= saved["ndcg@10"] <= 1 and saved["peak_rss_mb"] > 0
+    assert len(json.loads((run / "history.json").read_text())) == 3
+
+
+def test_hgt_is_deterministic_and_evaluate_reproduces(slice_snapshot, tmp_path):
+    a = train_run(slice_snapshot, hgt_config(), tmp_path / "a", progress=False)
+    b = train_run(slice_snapshot, hgt_config(), tmp_path / "b", progress=False)
+    strip = lambda m: {k: v for k, v in m.items() if k not in TIMING}  # noqa: E731
+    assert strip(a) == strip(b)
+    again = evaluate_run(slice_snapshot, tmp_path / "a")
+    assert strip(again) == strip(a)
+    c = train_run(slice_snapshot, hgt_config(seed=1), tmp_path / "c", progress=False)
+    assert strip(c) != strip(a)
+
+
+def test_resume_continues_exactly(slice_snapshot, tmp_path):
+    full = train_run(slice_snapshot, fast_config("lightgcn", epochs=4), tmp_path / "full",
+                     progress=False)
+    train_run(slice_snapshot, fast_config("lightgcn", epochs=2), tmp_path / "part",
+              progress=False)
+    resumed = train_run(slice_snapshot, fast_config("lightgcn", epochs=4), tmp_path / "part",
+                        progress=False, resume=True)
+    assert resumed["epochs"] == 4
+    for key in ("ndcg@10", "recall@20", "best_epoch", "val_ndcg@20"):
+        assert resumed[key] == full[key], key
+    history = json.loads((tmp_path / "part" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+
+
+@pytest.fixture(scope="module")
+def hgt_fitted(slice_snapshot):
+    cfg = hgt_config(epochs=6, cold_item_fraction=0.2, id_dropout=0.2)
+    split = make_split(slice_snapshot, cfg)
+    model = create("hgt", cfg)
+    model.fit(split, cfg)
+    return model, split
+
+
+def test_cold_items_get_embeddings_from_the_knowledge_graph(hgt_fitted, slice_snapshot):
+    model, split = hgt_fitted
+    g = split.eval_graph
+    cold = split.cold_items
+    _, items = model.embeddings(g)
+    # cold items have no interaction anywhere, so they all share the default id row; what tells
+    # them apart is their brand, categories and related items
+    assert torch.cdist(items[cold], items[cold]).triu(1).min() > 1e-3 or \
+        len({tuple(r) for r in items[cold].round(decimals=4).tolist()}) == len(cold)
+    # ... and removing one cold item's KG edges changes its embedding
+    c = int(cold[0])
+    data = g.data.clone()
+    for et in g.kg_edge_types():
+        ei = data[et].edge_index
+        keep = ~(((ei[0] == c) & (et[0] == "item")) | ((ei[1] == c) & (et[2] == "item")))
+        data[et].edge_index = ei[:, keep]
+    from gnn.data import Graph
+
+    cut = Graph(data, g.ids, g.target)
+    _, items_cut = model.embeddings(cut)
+    assert (items[c] - items_cut[c]).norm() > 1e-3
+    # a model without the KG cannot tell cold items apart (MF: one shared default row)
+    mf = create("mf", fast_config("mf", epochs=1, cold_item_fraction=0.2))
+    mf.fit(split, mf.cfg)
+    _, mf_items = mf.embeddings(g)
+    assert (mf_items[cold] - mf_items[cold[0]]).abs().max() == 0
+
+
+def test_fold_in_new_purchases_change_a_users_embedding(hgt_fitted, slice_snapshot):
+    """A snapshot exported later, where a user reviewed more items: no retraining, the user's
+    embedding and recommendations follow the new history (the model maps nodes by id)."""
+    model, split = hgt_fitted
+    snap = slice_snapshot
+    user = snap.ids["user"][0]
+    st = snap.data["user", "reviewed", "item"]
+    seen = set(st.edge_index[1, st.edge_index[0] == 0].tolist())
+    new_items = [snap.ids["item"][i] for i in range(snap.data["item"].num_nodes)
+                 if i not in seen][:8]
+    later = add_reviews(snap, user, new_items)
+    u_before, _ = model.embeddings(snap)
+    u_after, _ = model.embeddings(later)
+    assert (u_after[0] - u_before[0]).norm() > 1e-3
+    # other users' neighbourhoods changed only through shared items: user 0 moved the most
+    moved = (u_after - u_before).norm(dim=1)
+    assert int(moved.argmax()) == 0
+    before, _ = model.recommend(torch.tensor([0]), k=10, source=snap)
+    after, _ = model.recommend(torch.tensor([0]), k=10, source=later)
+    assert before.tolist() != after.tolist()
+    assert not set(after[0].tolist()) & {snap.index("item")[i] for i in new_items}
+
+
+def add_reviews(snap: GraphSnapshot, user: str, items: list[str]) -> GraphSnapshot:
+    """A copy of `snap` with `user` having reviewed `items` too (same node ids)."""
+    data = snap.data.clone()
+    st = data["user", "reviewed", "item"]
+    u = snap.index("user")[user]
+    new = torch.tensor([[u] * len(items), [snap.index("item")[i] for i in items]])
+    st.edge_index = torch.cat([st.edge_index, new], 1)
+    for attr, fill in (("count", 1), ("first_ts", 2_000_000_000), ("last_ts", 2_000_000_000),
+                       ("split", 1)):
+        v = getattr(st, attr)
+        setattr(st, attr, torch.cat([v, torch.full((len(items),), fill, dtype=v.dtype)]))
+    data["item", "rev_reviewed", "user"].edge_index = st.edge_index.flip(0)
+    return GraphSnapshot(data, snap.ids)
+
+
+@pytest.mark.slow
+def test_two_process_distributed_training(slice_dir, tmp_path):
+    """torchrun --nproc_per_node=2 -m gnn.train on CPU (gloo): a valid run from rank 0."""
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           "--master_port=0", "-m", "gnn.train", "--snapshot", str(slice_dir), "--model", "hgt",
+           "--run-dir", str(run), "--epochs", "2", "--dim", "16", "--batch-size", "512",
+           "--device", "cpu", "--no-progress", "--set", "layers=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["epochs"] == 2
+    assert REQUIRED <= set(metrics)
+    model = Recommender.load(run / CHECKPOINT)
+    assert model.name == "hgt"
+
+
+# ------------------------------------------------------------------------------ CLI
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    from kgrec.cli import app
+
+    monkeypatch.setenv("KGREC_RUNS_DIR", str(tmp_path / "runs"))
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args))
+
+
+def test_cli_train_evaluate_compare(cli, slice_dir, tmp_path):
+    r = cli("train", "--model", "pop", "--run", "p1", "--snapshot", str(slice_dir))
+    assert r.exit_code == 0, r.output
+    run = tmp_path / "runs" / "p1"
+    assert (run / "snapshot" / "graph.pt").exists()  # cached for evaluate
+    before = json.loads((run / "metrics.json").read_text())
+    r = cli("evaluate", "--run", "p1")  # no --snapshot: the run's cached snapshot
+    assert r.exit_code == 0, r.output
+    after = json.loads((run / "metrics.json").read_text())
+    assert after["ndcg@10"] == before["ndcg@10"] and after["train_seconds"] == \
+        before["train_seconds"]
+    r = cli("train", "--model", "itemknn", "--run", "k1", "--snapshot", str(slice_dir))
+    assert r.exit_code == 0, r.output
+    r = cli("compare", str(run), "k1")
+    assert r.exit_code == 0 and "itemknn" in r.output and "pop" in r.output
+
+
+def test_cli_errors_name_the_fix(cli, slice_dir):
+    r = cli("evaluate", "--run", "nope")
+    assert r.exit_code == 1 and "kgrec train --run nope" in r.output
+    r = cli("train", "--model", "bert", "--run", "x", "--snapshot", str(slice_dir))
+    assert r.exit_code == 1 and "--model must be one of" in r.output
+    r = cli("train", "--model", "pop", "--run", "../evil", "--snapshot", str(slice_dir))
+    assert r.exit_code == 1 and "run name" in r.output
+
+
+def test_module_entry_point(slice_dir, tmp_path):
+    from gnn.train import main
+
+    assert main(["--snapshot", str(slice_dir), "--model", "mf", "--run-dir",
+                 str(tmp_path / "m"), "--epochs", "2", "--no-progress",
+                 "--set", "dim=8", "--set", "loss=\"softmax\"", "--set", "neg_samples=8"]) == 0
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["dim"] == 8 and cfg["loss"] == "softmax" and cfg["neg_samples"] == 8
