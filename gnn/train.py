@@ -167,9 +167,9 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
             extra[key] = json.loads(raw)
         except json.JSONDecodeError:
             extra[key] = raw
-    return TrainConfig.for_model(a.model, epochs=a.epochs, dim=a.dim, lr=a.lr,
-                                 batch_size=a.batch_size, loss=a.loss, device=a.device,
-                                 seed=a.seed, **extra)
+    flags = dict(epochs=a.epochs, dim=a.dim, lr=a.lr, batch_size=a.batch_size, loss=a.loss,
+                 device=a.device, seed=a.seed)
+    return TrainConfig.for_model(a.model, **{**flags, **extra})  # --set wins over a flag
 
 
 def main(argv: list[str] | None = None) -> int:

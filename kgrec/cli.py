@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from kgrec.commands import demo_cmd, etl_cmd, graph_cmd
-from kgrec.commands import search_cmd
-from kgrec.commands import recommend_cmd
-from kgrec.commands import dashboard_cmd
-from kgrec.commands import train_cmd
+from kgrec.commands import (dashboard_cmd, demo_cmd, etl_cmd, graph_cmd, recommend_cmd,
+                            search_cmd, train_cmd)
+from kgrec.commands.common import fit_console_to_output
 
 app = typer.Typer(help="kgrec: a knowledge-graph recommender for e-commerce.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
+app.callback()(fit_console_to_output)
 app.add_typer(graph_cmd.app, name="graph")
 app.add_typer(train_cmd.app)  # top-level train, evaluate, compare
 app.add_typer(etl_cmd.app, name="etl")

@@ -16,6 +16,15 @@ from kgrec.errors import KgrecError
 
 console = Console()
 err_console = Console(stderr=True)
+PIPED_WIDTH = 200  # columns for tables written to a pipe or file (logs, CI): not squashed to 80
+
+
+def fit_console_to_output() -> None:
+    """kgrec: a knowledge-graph recommender for e-commerce."""
+    # Rich falls back to 80 columns when stdout is not a terminal, which truncates table cells
+    # ("itemk…") in logs and pipes; a terminal keeps its own width.
+    for c in (console, err_console):
+        c.width = PIPED_WIDTH if not c.is_terminal else None  # type: ignore[assignment]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -41,7 +50,8 @@ def friendly_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except KgrecError as e:
-            err_console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
+            err_console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False,
+                              soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
