@@ -19,6 +19,7 @@ from torch_geometric.nn.models import LightGCN as PygLightGCN
 
 from gnn.data import Graph
 from gnn.models.base import NetOut, TorchRecommender, known_buffers
+from gnn.models.sparse_attention import BWD_UNDER_AUTOCAST, FP32_UNDER_AUTOCAST
 
 
 def normalized_adjacency(history: Tensor, n_users: int, n_items: int,
@@ -42,11 +43,13 @@ class _SymmetricSpMM(torch.autograd.Function):
     the backward pass; since A^T = A the backward is one more A g (about 10x faster on CPU)."""
 
     @staticmethod
+    @FP32_UNDER_AUTOCAST
     def forward(ctx: Any, adj: Tensor, x: Tensor) -> Tensor:
         ctx.adj = adj
         return torch.sparse.mm(adj, x)
 
     @staticmethod
+    @BWD_UNDER_AUTOCAST
     def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
         return None, torch.sparse.mm(ctx.adj, grad.contiguous())
 

@@ -20,6 +20,12 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import softmax
 
+# Sparse CSR kernels (cuSPARSE SpMM / SDDMM) are not guaranteed to have bf16 versions: under
+# CUDA autocast (`--device cuda`, bf16) they run in float32 (inputs cast, autocast off inside);
+# on CPU these decorators do nothing.
+FP32_UNDER_AUTOCAST = torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
+BWD_UNDER_AUTOCAST = torch.amp.custom_bwd(device_type="cuda")
+
 EdgeType = tuple[str, str, str]
 
 
@@ -73,12 +79,14 @@ def _sddmm(p: Pattern, a: Tensor, b: Tensor) -> Tensor:
 
 class _SDDMM(torch.autograd.Function):
     @staticmethod
+    @FP32_UNDER_AUTOCAST
     def forward(ctx: Any, a: Tensor, b: Tensor, p: Pattern) -> Tensor:
         ctx.save_for_backward(a, b)
         ctx.p = p
         return _sddmm(p, a, b)
 
     @staticmethod
+    @BWD_UNDER_AUTOCAST
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor, Tensor, None]:
         a, b = ctx.saved_tensors
         p = ctx.p
@@ -87,12 +95,14 @@ class _SDDMM(torch.autograd.Function):
 
 class _SpMM(torch.autograd.Function):
     @staticmethod
+    @FP32_UNDER_AUTOCAST
     def forward(ctx: Any, values: Tensor, x: Tensor, p: Pattern) -> Tensor:
         ctx.save_for_backward(values, x)
         ctx.p = p
         return torch.sparse.mm(p.matrix(values), x)
 
     @staticmethod
+    @BWD_UNDER_AUTOCAST
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor, Tensor, None]:
         values, x = ctx.saved_tensors
         p = ctx.p

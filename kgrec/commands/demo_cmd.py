@@ -88,12 +88,14 @@ def demo(
                   "bench/results/models.md[/dim]")
 
     console.rule("[bold]3. write top-20 recommendations back into the graph")
-    kgrec("recommend", "--run", hgt, "--all", "--k", "20", "--write-graph")
+    # --from-snapshot: the graph has not changed since training, so the run's own snapshot is
+    # the current graph (saves an export; after new events, leave it out to fold them in)
+    kgrec("recommend", "--run", hgt, "--all", "--k", "20", "--write-graph", "--from-snapshot")
 
     console.rule("[bold]4. three users: recommendations and why")
     recs = pd.read_parquet(cfg.runs_dir / hgt / "recommendations.parquet")
     users = recs["user_id"].drop_duplicates().head(3).tolist()
-    kgrec("recommend", "--run", hgt, "--users", ",".join(users), "--k", "5",
+    kgrec("recommend", "--run", hgt, "--users", ",".join(users), "--k", "5", "--from-snapshot",
           "--out", str(cfg.runs_dir / hgt / "demo_users.parquet"))
     for user in users:
         top = recs[recs["user_id"] == user].sort_values("rank").iloc[0]["item_id"]
