@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any, LiteralString, cast
 
 import pandas as pd
-from neo4j import READ_ACCESS
 from neo4j.exceptions import DriverError, Neo4jError
 from neo4j.graph import Node, Path, Relationship
 
@@ -253,12 +252,9 @@ def run_read_only(store, text: str, *, params: dict[str, Any] | None = None,
 def _run(store, statement: str, params: dict[str, Any], row_limit: int,
          timeout_s: float) -> tuple[list[tuple[Any, ...]], list[str], bool]:
     # The console runs user text by design; it was checked by check_read_only above.
-    # GraphStore has no public session accessor, so its driver is used directly here.
     query = cast(LiteralString, statement)
-    driver = store._driver
     try:
-        with driver.session(database=store.database, default_access_mode=READ_ACCESS,
-                            fetch_size=min(row_limit + 1, 1000)) as session:
+        with store.read_session(fetch_size=min(row_limit + 1, 1000)) as session:
             tx = session.begin_transaction(timeout=timeout_s)
             try:
                 result = tx.run(query, params)

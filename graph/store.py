@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, LiteralString
 
 import pandas as pd
-from neo4j import READ_ACCESS, WRITE_ACCESS, Driver, GraphDatabase, unit_of_work
+from neo4j import READ_ACCESS, WRITE_ACCESS, Driver, GraphDatabase, Session, unit_of_work
 from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired, TransientError
 
 from graph import queries as Q
@@ -102,8 +102,7 @@ class GraphStore:
         One auto-commit read (records are pulled from the server as they are consumed), so
         the whole result never sits in Python at once. Not retried: callers re-run on failure.
         """
-        with self._driver.session(database=self.database, default_access_mode=READ_ACCESS,
-                                  fetch_size=min(chunk_size, 10_000)) as s:
+        with self.read_session(fetch_size=min(chunk_size, 10_000)) as s:
             result = s.run(query, params)
             keys = result.keys()
             rows: list[tuple[Any, ...]] = []
@@ -114,6 +113,12 @@ class GraphStore:
                     rows = []
             if rows or not keys:
                 yield pd.DataFrame.from_records(rows, columns=keys)
+
+    def read_session(self, fetch_size: int = 1000) -> Session:
+        """A READ-mode session (records fetched `fetch_size` at a time), for callers that
+        consume a result incrementally: `stream` and the read-only console."""
+        return self._driver.session(database=self.database, default_access_mode=READ_ACCESS,
+                                    fetch_size=fetch_size)
 
     def ensure_schema(self) -> None:
         """Uniqueness constraints on every id, idempotently."""
