@@ -93,8 +93,8 @@ def start(cfg: GraphConfig) -> ServerInfo:
             return running
         (gdir / "server.json").unlink(missing_ok=True)  # stale
         password(cfg)
-        bolt = cfg.bolt_port or _free_port(cfg.host)
-        http = cfg.http_port or _free_port(cfg.host, exclude=bolt)
+        bolt = cfg.bolt_port or free_port(cfg.host)
+        http = cfg.http_port or free_port(cfg.host, exclude=bolt)
         cmd = [sys.executable, "-m", "graph.server", "--home", str(Path(cfg.home).resolve()),
                "--host", cfg.host, "--bolt-port", str(bolt), "--http-port", str(http),
                "--database", cfg.database_name, "--heap", cfg.heap]
@@ -152,7 +152,8 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _free_port(host: str, exclude: int = 0) -> int:
+def free_port(host: str = "127.0.0.1", exclude: int = 0) -> int:
+    """A TCP port free on `host` right now (other than `exclude`)."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((host, 0))

@@ -31,12 +31,6 @@ def streamlit_command(port: int, host: str, app: Path = APP) -> list[str]:
             "--client.toolbarMode", "viewer"]
 
 
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -72,7 +66,7 @@ def dashboard(
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535 (got {port})")
     if port == 0:
-        port = free_port(host)
+        port = server.free_port(host)
     elif port_in_use(host, port):
         raise ConfigError(f"port {port} on {host} is in use (another dashboard?): pass another "
                           "--port, or --port 0 for any free one")

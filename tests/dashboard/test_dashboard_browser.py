@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from dash_fixtures import K, REPO, RUN
 
+from graph.server import free_port
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -31,14 +33,6 @@ DONE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"{CHROMIUM} is absent: install the Debian package "
                                        "`chromium` to run the real-browser test")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:

@@ -4,12 +4,12 @@ the shareable URL state, and the empty states naming the command to run."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
 from dash_fixtures import K, RUN
+from graph.server import free_port
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 TIMEOUT = 180  # first runs build the explanation and search caches on a shared 2-core machine
@@ -219,9 +219,7 @@ def test_no_trained_run_names_the_train_command(dash, monkeypatch, tmp_path):
 
 
 def test_unreachable_graph_names_the_fix(dash, monkeypatch):
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     monkeypatch.setenv("NEO4J_URI", f"bolt://127.0.0.1:{port}")
     monkeypatch.setenv("NEO4J_USER", "neo4j")
     monkeypatch.setenv("NEO4J_PASSWORD", "x")
