@@ -26,12 +26,10 @@ import json
 import os
 import platform
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -40,13 +38,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from graph.server import free_port  # noqa: E402
+from dashboard.harness import (CHROMIUM, DONE, LOCAL, DashboardDidNotStart,  # noqa: E402
+                               launch, serve)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
-DONE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 QUERIES = ["face cream", "argan oil shampoo", "nail polish", "eyeliner pencil", "hair dryer",
            "sunscreen spf 30", "anti aging serum", "lip gloss", "makeup brush set",
            "body lotion", "dry shampoo", "eye shadow palette"]
@@ -60,27 +54,6 @@ def stats(values: list[float]) -> dict[str, float]:
     return {"n": int(len(a)), "p50": round(float(np.percentile(a, 50)), 3),
             "p95": round(float(np.percentile(a, 95)), 3), "mean": round(float(a.mean()), 3),
             "min": round(float(a.min()), 3), "max": round(float(a.max()), 3)}
-
-
-def start_dashboard(log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = dict(os.environ, KGREC_DASHBOARD_TIMING="1")
-    out = open(log, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "kgrec.cli", "dashboard", "--port", str(port)],
-                            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"the dashboard exited:\n{log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2):
-                return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.terminate()
-    sys.exit("the dashboard did not start in 180 s")
 
 
 def url_has(page, key: str, value: str) -> None:
@@ -140,60 +113,58 @@ def main() -> None:
 
     load_before = os.getloadavg()
     log = Path(tempfile.mkdtemp(prefix="bench-dashboard-")) / "dashboard.log"
-    proc, url = start_dashboard(log)
     timings: dict[str, list[float]] = {k: [] for k in
                                        ("user_full", "user_in_app", "search_full",
                                         "search_in_app")}
-    user_url = lambda u: f"{url}/users?user={u}&run={run}"  # noqa: E731
-    search_url = lambda u, q: f"{url}/search?q={q.replace(' ', '+')}&user={u}&run={run}"  # noqa
     try:
-        with sync_playwright() as p:
-            ctx = p.chromium.launch_persistent_context(
-                tempfile.mkdtemp(prefix="chromium-"), executable_path=CHROMIUM,
-                args=CHROMIUM_ARGS, headless=True, viewport={"width": 1440, "height": 1200})
-            page = ctx.new_page()
-            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(
-                ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")) else r.abort())
-            print(f"warming up {len(users)} user pages and {len(queries)} searches…")
-            for u, q in zip(users, queries):
-                page.goto(user_url(u), timeout=300_000)
-                wait_user_page(page, u)
-                page.goto(search_url(u, q), timeout=300_000)
-                wait_search_page(page, u, q)
-            warm_log_lines = len(log.read_text().splitlines())
-            print("timing…")
-            for _ in range(args.repeats):
-                for i, (u, q) in enumerate(zip(users, queries)):
-                    t0 = time.perf_counter()
-                    page.goto(user_url(u))
-                    wait_user_page(page, u)
-                    timings["user_full"].append(time.perf_counter() - t0)
-                    # in the app: the next user typed into the search box
-                    nxt = users[(i + 1) % len(users)]
-                    box = page.locator('input[aria-label="Find a user"]')
-                    t0 = time.perf_counter()
-                    box.fill(nxt)
-                    box.press("Enter")
-                    wait_user_page(page, nxt)
-                    timings["user_in_app"].append(time.perf_counter() - t0)
+        with serve(log) as url:
+            def user_url(u: str) -> str:
+                return f"{url}/users?user={u}&run={run}"
 
-                    t0 = time.perf_counter()
-                    page.goto(search_url(u, q))
+            def search_url(u: str, q: str) -> str:
+                return f"{url}/search?q={q.replace(' ', '+')}&user={u}&run={run}"
+
+            with sync_playwright() as p:
+                ctx = launch(p, tempfile.mkdtemp(prefix="chromium-"), height=1200)
+                page = ctx.new_page()
+                page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(LOCAL)
+                           else r.abort())
+                print(f"warming up {len(users)} user pages and {len(queries)} searches…")
+                for u, q in zip(users, queries):
+                    page.goto(user_url(u), timeout=300_000)
+                    wait_user_page(page, u)
+                    page.goto(search_url(u, q), timeout=300_000)
                     wait_search_page(page, u, q)
-                    timings["search_full"].append(time.perf_counter() - t0)
-                    q2 = queries[(i + 1) % len(queries)]
-                    t0 = time.perf_counter()
-                    page.locator('input[aria-label="Query"]').fill(q2)
-                    page.locator('[data-testid="stBaseButton-primaryFormSubmit"]').click()
-                    wait_search_page(page, u, q2)
-                    timings["search_in_app"].append(time.perf_counter() - t0)
-            ctx.close()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+                warm_log_lines = len(log.read_text().splitlines())
+                print("timing…")
+                for _ in range(args.repeats):
+                    for i, (u, q) in enumerate(zip(users, queries)):
+                        t0 = time.perf_counter()
+                        page.goto(user_url(u))
+                        wait_user_page(page, u)
+                        timings["user_full"].append(time.perf_counter() - t0)
+                        # in the app: the next user typed into the search box
+                        nxt = users[(i + 1) % len(users)]
+                        box = page.locator('input[aria-label="Find a user"]')
+                        t0 = time.perf_counter()
+                        box.fill(nxt)
+                        box.press("Enter")
+                        wait_user_page(page, nxt)
+                        timings["user_in_app"].append(time.perf_counter() - t0)
+
+                        t0 = time.perf_counter()
+                        page.goto(search_url(u, q))
+                        wait_search_page(page, u, q)
+                        timings["search_full"].append(time.perf_counter() - t0)
+                        q2 = queries[(i + 1) % len(queries)]
+                        t0 = time.perf_counter()
+                        page.locator('input[aria-label="Query"]').fill(q2)
+                        page.locator('[data-testid="stBaseButton-primaryFormSubmit"]').click()
+                        wait_search_page(page, u, q2)
+                        timings["search_in_app"].append(time.perf_counter() - t0)
+                ctx.close()
+    except DashboardDidNotStart as e:
+        sys.exit(str(e))
     load_after = os.getloadavg()
 
     timed_lines = "\n".join(log.read_text().splitlines()[warm_log_lines:])

@@ -9,70 +9,26 @@ Every request leaving 127.0.0.1 is blocked and recorded: the pages must not need
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from dash_fixtures import K, REPO, RUN
 
-from graph.server import free_port
+from dashboard.harness import CHROMIUM, DONE, LOCAL, launch, serve
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
 ARTIFACTS = REPO / "test-artifacts"
-LOCAL = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:")
-DONE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"{CHROMIUM} is absent: install the Debian package "
                                        "`chromium` to run the real-browser test")
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the dashboard exited with {proc.returncode}:\n"
-                                 f"{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"the dashboard did not answer in {timeout:.0f} s:\n"
-                         f"{log.read_text()[-3000:]}")
-
-
 @pytest.fixture
 def dashboard_url(dash, tmp_path):
-    """`kgrec dashboard --port P` against the test graph; stopped (by its pid) afterwards."""
-    port = free_port()
-    log = tmp_path / "dashboard.log"
-    env = {**dash.env, "KGREC_DASHBOARD_TIMING": "1"}
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "kgrec.cli", "dashboard", "--port",
-                                 str(port), "--host", "127.0.0.1"], cwd=REPO, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc, log)
+    """`kgrec dashboard --port P` against the test graph; stopped afterwards."""
+    with serve(tmp_path / "dashboard.log", env=dash.env, timeout=120) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def save(page, tmp_path: Path, name: str) -> Path:
@@ -89,9 +45,7 @@ def test_user_page_and_search_in_a_real_browser(dash, dashboard_url, tmp_path):
     user = dash.users[0]
     external: list[str] = []
     with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(
-            tempfile.mkdtemp(prefix="chromium-", dir=tmp_path), executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS, headless=True, viewport={"width": 1440, "height": 1500})
+        ctx = launch(p, tempfile.mkdtemp(prefix="chromium-", dir=tmp_path), height=1500)
         try:
             page = ctx.new_page()
 
