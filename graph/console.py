@@ -6,7 +6,7 @@ executed: measured), and it also ignores transaction timeouts. So the console
 
 1. lexes the query the way Cypher does (string literals with escapes, `backtick` names,
    `//` and `/* */` comments, $parameters) and refuses, before anything is sent:
-   - write clauses: CREATE (and its GQL synonym INSERT), MERGE, DELETE (DETACH/NODETACH DELETE),
+   - write clauses: CREATE with its GQL synonym INSERT, MERGE, DELETE (DETACH/NODETACH DELETE),
      SET, REMOVE, FOREACH, LOAD CSV, CALL { ... } IN TRANSACTIONS;
    - schema and administration commands: DROP, ALTER, RENAME, GRANT, DENY, REVOKE, START, STOP,
      TERMINATE, ENABLE, DEALLOCATE, REALLOCATE; USE (switching databases);
@@ -15,7 +15,7 @@ executed: measured), and it also ignores transaction timeouts. So the console
    - more than one statement;
    A keyword only counts where Cypher reads it as one: not inside strings or comments, not as
    a `backtick` name, a $parameter, a property key (`n.set`), a label or type (`:Create`) or a
-   map key (`{set: 1}`). So `MATCH (n {name: 'CREATE'}) RETURN n` is allowed.
+   map key (`{set: 1}`). So a read whose string literal says 'CREATE' is allowed.
 2. runs it in a READ-mode explicit transaction with a server-side timeout (honoured by Neo4j),
    on a worker thread that is abandoned after the same timeout (for servers that do not honour
    it), pulling at most `row_limit` + 1 records (the extra one tells that rows were cut).
@@ -39,6 +39,7 @@ import pandas as pd
 from neo4j.exceptions import DriverError, Neo4jError
 from neo4j.graph import Node, Path, Relationship
 
+from graph import queries as Q
 from kgrec.errors import GraphError, QueryRejected
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def check_read_only(text: str) -> str:
     """The statement to send (stripped, without a trailing ';'), or QueryRejected saying why."""
     if text is None or not text.strip():
         raise QueryRejected("the query is empty: type a Cypher query, e.g. "
-                            "MATCH (u:User) RETURN u.id LIMIT 10")
+                            + Q.CONSOLE_FIRST_QUERY)
     if len(text) > MAX_QUERY_CHARS:
         raise QueryRejected(f"the query is {len(text):,} characters long; the console takes at "
                             f"most {MAX_QUERY_CHARS:,}")
@@ -243,7 +244,7 @@ def run_read_only(store, text: str, *, params: dict[str, Any] | None = None,
         rows, keys, truncated = future.result(timeout=timeout_s + 1.0)
     except FutureTimeout:
         raise QueryTimedOut(f"the query ran longer than {timeout_s:g} s and was abandoned: add a "
-                            "LIMIT, or match from a specific node, e.g. MATCH (u:User {id: '...'})"
+                            "LIMIT, or start the pattern from one node given by its id"
                             ) from None
     frame = pd.DataFrame([[_display(v) for v in r] for r in rows], columns=list(keys))
     return ConsoleResult(frame, truncated, row_limit, time.perf_counter() - t0)

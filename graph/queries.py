@@ -395,6 +395,8 @@ ITEM_POPULARITY: dict[str, LiteralString] = {
 
 # --- console examples (shown in the dashboard's Cypher console; linted like the rest) ---
 
+# the console's hint when the query box is empty
+CONSOLE_FIRST_QUERY: LiteralString = "MATCH (u:User) RETURN u.id LIMIT 10"
 CONSOLE_EXAMPLES: dict[str, LiteralString] = {
     "A user's recommendations": (
         "MATCH (u:User)-[r:RECOMMENDED]->(i:Item)\n"

@@ -104,19 +104,13 @@ else:
             y=alt.Y("interactions:Q", scale=alt.Scale(type="log")),
             tooltip=["item rank", "interactions"]), width="stretch")
 
-t1, t2 = st.columns(2)
-with t1:
-    st.markdown("**Largest categories**")
-    cats = data.top_categories(15)
-    st.altair_chart(alt.Chart(cats).mark_bar(color=ui.NODE_COLOURS["Category"][1]).encode(
-        x=alt.X("items:Q"), y=alt.Y("name:N", sort="-x", title=None),
-        tooltip=["name", alt.Tooltip("items:Q", format=",")]), width="stretch")
-with t2:
-    st.markdown("**Largest brands**")
-    brands = data.top_brands(15)
-    st.altair_chart(alt.Chart(brands).mark_bar(color=ui.NODE_COLOURS["Brand"][1]).encode(
-        x=alt.X("items:Q"), y=alt.Y("name:N", sort="-x", title=None),
-        tooltip=["name", alt.Tooltip("items:Q", format=",")]), width="stretch")
+for col, title, top, label in zip(st.columns(2), ("Largest categories", "Largest brands"),
+                                  (data.top_categories, data.top_brands), ("Category", "Brand")):
+    with col:
+        st.markdown(f"**{title}**")
+        st.altair_chart(alt.Chart(top(15)).mark_bar(color=ui.NODE_COLOURS[label][1]).encode(
+            x=alt.X("items:Q"), y=alt.Y("name:N", sort="-x", title=None),
+            tooltip=["name", alt.Tooltip("items:Q", format=",")]), width="stretch")
 
 # --- trained runs ---------------------------------------------------------------------------
 st.subheader("Trained runs")
