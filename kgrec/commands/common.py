@@ -20,9 +20,9 @@ PIPED_WIDTH = 200  # columns for tables written to a pipe or file (logs, CI): no
 
 
 def fit_console_to_output() -> None:
-    """kgrec: a knowledge-graph recommender for e-commerce."""
-    # Rich falls back to 80 columns when stdout is not a terminal, which truncates table cells
-    # ("itemk…") in logs and pipes; a terminal keeps its own width.
+    """Rich falls back to 80 columns when stdout is not a terminal, which truncates table cells
+    ("itemk…") in logs and pipes; there the consoles get `PIPED_WIDTH`, a terminal keeps its
+    own width. Runs before every command (the app's callback)."""
     for c in (console, err_console):
         c.width = PIPED_WIDTH if not c.is_terminal else None  # type: ignore[assignment]
 F = TypeVar("F", bound=Callable[..., Any])
