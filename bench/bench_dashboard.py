@@ -38,8 +38,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dashboard.harness import (CHROMIUM, DONE, LOCAL, DashboardDidNotStart,  # noqa: E402
-                               launch, serve)
+from dashboard.harness import CHROMIUM, DONE, LOCAL, DashboardDidNotStart, launch, serve  # noqa: E402
 
 QUERIES = ["face cream", "argan oil shampoo", "nail polish", "eyeliner pencil", "hair dryer",
            "sunscreen spf 30", "anti aging serum", "lip gloss", "makeup brush set",
@@ -92,9 +91,9 @@ def main() -> None:
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} is missing: install the Debian package `chromium`")
 
+    from core.config import Config
     from graph import views
     from graph.store import GraphStore
-    from kgrec.config import Config
 
     cfg = Config.from_env()
     with GraphStore(cfg.graph) as store:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 
+from core.config import GraphConfig
 from etl.canonical import aggregate_behaviour
 from etl.load import fingerprint, load_tables
 from etl.quarantine import Quarantine
@@ -27,7 +28,6 @@ from etl.readers import read
 from graph import queries as Q
 from graph import server
 from graph.store import GraphStore
-from kgrec.config import GraphConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "amazon_beauty"
@@ -44,7 +44,7 @@ class PeakRss:
         while not self._stop.wait(0.2):
             self.peak = max(self.peak, self.proc.memory_info().rss)
 
-    def __enter__(self) -> "PeakRss":
+    def __enter__(self) -> PeakRss:
         self._t.start()
         return self
 

@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
 
     snapshot = a.snapshot
     if snapshot is None:
+        from core.config import Config
         from kgrec.commands.train_cmd import SNAPSHOT_DIR, load_snapshot
-        from kgrec.config import Config
 
         cfg = Config.from_env()
         load_snapshot(cfg, "bench-beauty", fresh=True)

@@ -33,20 +33,22 @@ import numpy as np
 import pandas as pd
 import torch
 
+from core.config import Config
 from etl.load import fingerprint, load_tables
 from etl.quarantine import Quarantine
 from etl.readers import read
 from gnn.config import TrainConfig
 from gnn.models.base import Recommender
+from gnn.rundir import RunDir
 from gnn.score import RecommendJob, bound_topk
-from gnn.train import CHECKPOINT, train_run
+from gnn.snapshot import GraphSnapshot, export
+from gnn.train import train_run
 from graph import server
 from graph.explain import Explainer, NodeEmbeddings
-from graph.export import GraphSnapshot, export
 from graph.recommendations import now_iso, summary, write_recommendations
 from graph.store import GraphStore
-from kgrec.config import Config
 
+CHECKPOINT = RunDir.CHECKPOINT
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "amazon_beauty"
 K = 20
@@ -176,8 +178,8 @@ def main() -> None:
             scorer = job.scorer
             users = torch.arange(len(scorer.user_ids))
             with torch.inference_mode():
-                bounds.append(best_time(lambda: bound_topk(
-                    scorer.user_emb, scorer.item_emb, users, K, args.chunk_users), 1))
+                bounds.append(best_time(lambda s=scorer, u=users: bound_topk(
+                    s.user_emb, s.item_emb, u, K, args.chunk_users), 1))
         job_best = max(jobs, key=lambda r: r.users_per_s)
         bound_s = min(bounds)
         bound_ups = len(users) / bound_s

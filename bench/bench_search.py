@@ -2,7 +2,7 @@
 issue 5 (re-ranked NDCG@10 >= 1.3x BM25 alone; p95 latency <= 50 ms per query, index warm).
 
 Needs the graph loaded (`kgrec demo` or `kgrec etl load`) for the item titles, and a run trained
-on it (`kgrec train --run NAME`). Runs `gnn.search.evaluate_run` (which also writes
+on it (`kgrec train --run NAME`). Runs `search.engine.evaluate_run` (which also writes
 runs/NAME/search_metrics.json), then times `SearchEngine.search` on more test queries, personal
 and anonymous, and writes bench/results/search.json.
 
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gnn import search as S
-from kgrec.config import Config
+from core.config import Config
+from search import engine as S
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 1.3
@@ -47,7 +47,7 @@ def main() -> None:
     S.check_run(run_dir)
     snapshot_fn = None
     if args.snapshot is not None:
-        from graph.export import GraphSnapshot
+        from gnn.snapshot import GraphSnapshot
 
         snapshot_fn = lambda: GraphSnapshot.load(args.snapshot)  # noqa: E731
 

@@ -1,8 +1,8 @@
 """The dashboard's contact with the other stages' Python APIs, mapped to what the pages draw:
 
 - explanations: `graph.explain.explain` (issue 4) -> `data.PathView`s, ranked with the run's
-  user/item vectors when the run has them (runs/NAME/search/serving.npz, from gnn.search);
-- search: `gnn.search` (issue 5) -> a `SearchView` holding a `SearchEngine` for one run (or a
+  user/item vectors when the run has them (runs/NAME/search/serving.npz, from search.engine);
+- search: `search.engine` (issue 5) -> a `SearchView` holding a `SearchEngine` for one run (or a
   text + popularity engine built from the graph when no run is chosen).
 
 When a stage is not installed, `explain` returns None and the page says what builds it.
@@ -58,22 +58,22 @@ _EMBEDDINGS: dict[tuple[str, float], Any] = {}
 def node_embeddings(run_dir: Path):
     """`graph.explain.NodeEmbeddings` of the vectors that made the run's recommendations: the
     `embeddings.npz` that `kgrec recommend` saves in the run (read with its own loader), else
-    the serving vectors gnn.search caches; None when the run has neither (paths are then
+    the serving vectors search.engine caches; None when the run has neither (paths are then
     ranked by type alone)."""
-    from kgrec.commands.recommend_cmd import EMBEDDINGS_FILE, load_embeddings
+    from gnn.rundir import RunDir
+    from graph.explain import NodeEmbeddings
 
-    run_dir = Path(run_dir)
-    for path in (run_dir / EMBEDDINGS_FILE, run_dir / "search" / "serving.npz"):
+    rd = RunDir(run_dir)
+    for path in (rd.file(RunDir.EMBEDDINGS), rd.search_file("serving.npz")):
         if not path.exists():
             continue
         key = (str(path), path.stat().st_mtime)
         if key not in _EMBEDDINGS:
             _EMBEDDINGS.clear()
-            if path.name == EMBEDDINGS_FILE:
-                _EMBEDDINGS[key] = load_embeddings(run_dir)
+            if path.name == RunDir.EMBEDDINGS:
+                _EMBEDDINGS[key] = NodeEmbeddings(rd.load_embeddings())
             else:
-                from gnn.search import RunAssets
-                from graph.explain import NodeEmbeddings
+                from search.engine import RunAssets
 
                 a = RunAssets.load(path)
                 _EMBEDDINGS[key] = NodeEmbeddings({"user": (a.user_ids, a.user_emb),
@@ -86,7 +86,7 @@ def node_embeddings(run_dir: Path):
 
 @dataclass
 class SearchView:
-    engine: Any  # gnn.search.SearchEngine
+    engine: Any  # search.engine.SearchEngine
     run: str | None
     personal: bool  # the engine has user vectors
     blend_fitted: bool
@@ -101,7 +101,7 @@ def search_engine(store, run_dir: Path | None) -> SearchView:
     validation protocol (minutes), so without `blend.json` the default weights are used and the
     page says which command fits them.
     """
-    from gnn import search as S
+    from search import engine as S
 
     if run_dir is None:
         cat = S.Catalogue.from_store(store)
@@ -128,7 +128,7 @@ def _graph_popularity(store, cat) -> np.ndarray:
         from etl.load import event_store
 
         ev = event_store(Path(store.cfg.home))
-    except Exception as e:  # noqa: BLE001: popularity is a nicety for anonymous search
+    except Exception as e:  # noqa: BLE001 (popularity is a nicety for anonymous search)
         log.info("no event store for popularity: %s", e)
         return np.zeros(len(cat))
     if ev.empty:
@@ -141,7 +141,7 @@ def _graph_popularity(store, cat) -> np.ndarray:
 
 def bm25_top(view: SearchView, query: str, k: int) -> tuple[pd.DataFrame, list[str]]:
     """The text-only ranking: BM25 over the item text, ties by popularity (as the engine's
-    candidate generation). Raises gnn.search.QueryError for an unsearchable query."""
+    candidate generation). Raises search.engine.QueryError for an unsearchable query."""
     e = view.engine
     terms, notes = e.parse(query)
     text = e.index.scores(terms)

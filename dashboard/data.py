@@ -22,8 +22,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.config import Config
 from graph import views
-from kgrec.config import Config
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from urllib.parse import quote
 
 import streamlit as st
 
+from core.errors import GraphUnavailable, KgrecError
 from dashboard import data
-from kgrec.errors import GraphUnavailable, KgrecError
 
 LOAD_CMD = "kgrec demo    # or: kgrec etl load --format amazon-kg data/amazon_beauty"
 TRAIN_CMD = "kgrec train --model hgt --run beauty-hgt"
@@ -75,7 +75,7 @@ def fmt_ts(ts: Any) -> str:
         return ""
     if v > 1e11:  # milliseconds
         v /= 1000
-    return dt.datetime.fromtimestamp(v, tz=dt.timezone.utc).strftime("%Y-%m-%d")
+    return dt.datetime.fromtimestamp(v, tz=dt.UTC).strftime("%Y-%m-%d")
 
 
 def short(text: Any, n: int = 60) -> str:

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kgrec.errors import DataError
+from core.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from core.errors import ConfigError, DataError
 from etl.canonical import CanonicalTables
-from kgrec.errors import ConfigError, DataError
 
 # Casefolded brand strings that mean "no brand" (the empty string included).
 BRAND_PLACEHOLDERS = frozenset(

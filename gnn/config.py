@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from kgrec.errors import ConfigError
+from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class TrainConfig:
 
     # --- construction and persistence
     @classmethod
-    def for_model(cls, model: str, **overrides: Any) -> "TrainConfig":
+    def for_model(cls, model: str, **overrides: Any) -> TrainConfig:
         """The tuned defaults of `model`, then `overrides` (None values are ignored)."""
         if model not in MODELS:
             raise ConfigError(f"'model' must be one of {', '.join(MODELS)} (got {model!r})")
@@ -100,14 +100,14 @@ class TrainConfig:
         return cls.from_dict(values)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             log.warning("ignoring unknown config keys: %s", ", ".join(unknown))
         return cls(**{k: v for k, v in d.items() if k in known})
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,7 +117,7 @@ class TrainConfig:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> "TrainConfig":
+    def load(cls, path: Path) -> TrainConfig:
         return cls.from_dict(json.loads(path.read_text()))
 
 

@@ -28,13 +28,13 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from graph.export import GraphSnapshot
-from kgrec.errors import DataError
+from core.errors import DataError
+from gnn.snapshot import GraphSnapshot
 
 log = logging.getLogger(__name__)
 
 EdgeType = tuple[str, str, str]
-TRAIN, TEST = 1, 2  # split codes of graph.export
+TRAIN, TEST = 1, 2  # split codes of gnn.snapshot
 
 
 def target_edge_type(data: HeteroData, target: str | None = None) -> EdgeType:

@@ -31,7 +31,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        from kgrec.errors import ConfigError
+        from core.errors import ConfigError
 
         raise ConfigError("--device cuda asked for, but no CUDA device is visible: use "
                           "--device auto or cpu")

@@ -44,10 +44,10 @@ import pyarrow.parquet as pq
 import torch
 from torch import Tensor
 
+from core.errors import ConfigError, DataError
 from gnn.data import Graph, graph_from_snapshot, pair_keys
 from gnn.evaluate import topk_scores
-from graph.export import GraphSnapshot
-from kgrec.errors import ConfigError, DataError
+from gnn.snapshot import GraphSnapshot
 
 log = logging.getLogger(__name__)
 

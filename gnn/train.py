@@ -24,43 +24,42 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.config import Config
 from gnn.config import TrainConfig
 from gnn.data import make_split
 from gnn.evaluate import evaluate_split
 from gnn.models import create
-from gnn.models.base import EpochLog, Recommender
+from gnn.models.base import EpochLog
+from gnn.rundir import RunDir
 from gnn.runtime import init_distributed, peak_rss_mb, rank_world, seed_everything
-from graph.export import GraphSnapshot
-from kgrec.errors import RunNotFound
+from gnn.snapshot import GraphSnapshot
+from graph.store import GraphStore
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint"
-
-
-def train_run(snapshot: GraphSnapshot, cfg: TrainConfig, run_dir: Path, progress: bool = True,
-              resume: bool = False) -> dict[str, Any]:
+def train_run(snapshot: GraphSnapshot, cfg: TrainConfig, rd: RunDir | Path,
+              progress: bool = True, resume: bool = False) -> dict[str, Any]:
     """Split, fit, evaluate on the test edges, save. Returns metrics (empty on ranks > 0)."""
     rank, world = rank_world()
     seed_everything(cfg.seed)
-    run_dir = Path(run_dir)
-    if resume and (run_dir / "config.json").exists():
-        saved = TrainConfig.load(run_dir / "config.json")
+    rd = rd if isinstance(rd, RunDir) else RunDir(rd)
+    saved = rd.load_config() if resume else None
+    if saved is not None:
         if saved.replace(epochs=cfg.epochs) != cfg.replace(epochs=cfg.epochs):
             log.warning("--resume: using the run's saved config (only --epochs may change)")
         cfg = saved.replace(epochs=cfg.epochs)
     split = make_split(snapshot, cfg)
     model = create(cfg.model, cfg)
     if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.save(run_dir / "config.json")
+        rd.path.mkdir(parents=True, exist_ok=True)
+        rd.save_config(cfg)
     with _progress_bar(cfg, enabled=progress and rank == 0) as on_epoch:
-        res = model.fit(split, cfg, on_epoch, checkpoint_dir=run_dir / CHECKPOINT, resume=resume)
+        res = model.fit(split, cfg, on_epoch, checkpoint_dir=rd.checkpoint_dir, resume=resume)
     if rank != 0:
         return {}
     t0 = time.perf_counter()
     metrics = evaluate_split(model, split, batch=cfg.eval_batch)
-    model.save(run_dir / CHECKPOINT)
+    rd.save_model(model)
     out = {"model": cfg.model, "dataset": cfg.dataset, "split": split.mode,
            "epochs": res.epochs, "best_epoch": res.best_epoch,
            "train_seconds": round(res.seconds, 2),
@@ -68,31 +67,27 @@ def train_run(snapshot: GraphSnapshot, cfg: TrainConfig, run_dir: Path, progress
            "eval_seconds": round(time.perf_counter() - t0, 2),
            "val_ndcg@20": res.best_score, "world_size": world, **metrics,
            "peak_rss_mb": round(peak_rss_mb(), 1)}
-    _write_json(run_dir / "metrics.json", out)
-    _write_json(run_dir / "history.json", res.history)
-    log.info("run %s: %s", run_dir, {k: out[k] for k in ("ndcg@10", "recall@20") if k in out})
+    rd.save_metrics(out)
+    rd.save_history(res.history)
+    log.info("run %s: %s", rd.path, {k: out[k] for k in ("ndcg@10", "recall@20") if k in out})
     return out
 
 
-def evaluate_run(snapshot: GraphSnapshot, run_dir: Path) -> dict[str, Any]:
+def evaluate_run(snapshot: GraphSnapshot, rd: RunDir | Path) -> dict[str, Any]:
     """Re-evaluate a trained run on `snapshot` (the split is rebuilt from the saved config) and
     rewrite its metrics.json, keeping the training fields."""
-    run_dir = Path(run_dir)
-    if not (run_dir / CHECKPOINT / "model.pt").exists():
-        raise RunNotFound(f"no trained model in {run_dir}: run `kgrec train --run "
-                          f"{run_dir.name}` first")
-    model = Recommender.load(run_dir / CHECKPOINT)
+    rd = rd if isinstance(rd, RunDir) else RunDir(rd)
+    model = rd.load_model()
     cfg = model.cfg
     seed_everything(cfg.seed)
     split = make_split(snapshot, cfg)
     t0 = time.perf_counter()
     metrics = evaluate_split(model, split, batch=cfg.eval_batch)
-    old = json.loads((run_dir / "metrics.json").read_text()) \
-        if (run_dir / "metrics.json").exists() else {}
+    old = rd.load_metrics() or {}
     out = {**old, "model": cfg.model, "dataset": cfg.dataset, "split": split.mode, **metrics,
            "eval_seconds": round(time.perf_counter() - t0, 2)}
     out.setdefault("peak_rss_mb", round(peak_rss_mb(), 1))
-    _write_json(run_dir / "metrics.json", out)
+    rd.save_metrics(out)
     return out
 
 
@@ -126,12 +121,6 @@ class _progress_bar:
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
 
 
 # ------------------------------------------------------------------------- command line
@@ -178,29 +167,22 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     distributed = init_distributed()
     cfg = config_from_args(a)
-    if a.run_dir is not None:
-        run_dir = a.run_dir
-    else:
-        from kgrec.config import Config
-
-        run_dir = Config.from_env().runs_dir / (a.run or f"{cfg.model}-{cfg.seed}")
+    env = Config.from_env()
+    rd = RunDir(a.run_dir) if a.run_dir is not None else \
+        RunDir.named(env.runs_dir, a.run or f"{cfg.model}-{cfg.seed}")
     if a.snapshot is not None:
         snapshot = GraphSnapshot.load(a.snapshot)
     else:
-        # export from the store once (rank 0), cached in the run directory for the other ranks
-        from kgrec.commands.train_cmd import load_snapshot
-        from kgrec.config import Config
-
-        cfg_env = Config.from_env()
+        # export from the store once (rank 0), saved in the run folder for the other ranks
         if rank_world()[0] == 0:
-            load_snapshot(cfg_env, run_dir.name, fresh=not a.resume)
+            rd.snapshot(lambda: GraphStore(env.graph), fresh=not a.resume)
         if distributed:
             import torch.distributed as dist
 
             dist.barrier()
-        snapshot = load_snapshot(cfg_env, run_dir.name)
+        snapshot = rd.load_snapshot()
     try:
-        metrics = train_run(snapshot, cfg, run_dir, progress=not a.no_progress, resume=a.resume)
+        metrics = train_run(snapshot, cfg, rd, progress=not a.no_progress, resume=a.resume)
     finally:
         if distributed:
             import torch.distributed as dist

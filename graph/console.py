@@ -39,8 +39,8 @@ import pandas as pd
 from neo4j.exceptions import DriverError, Neo4jError
 from neo4j.graph import Node, Path, Relationship
 
+from core.errors import GraphError, QueryRejected
 from graph import queries as Q
-from kgrec.errors import GraphError, QueryRejected
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from kgrec.errors import KgrecError
+from core.errors import KgrecError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LINT_DIR = REPO_ROOT / "tools" / "cypher-lint"
@@ -220,7 +220,7 @@ def recipes_from_markdown(path: str | os.PathLike[str]) -> dict[str, str]:
             i += 1
             while i < len(lines) and not close.match(lines[i]):
                 # CommonMark: strip up to the opening fence's indentation from content lines
-                body.append(re.sub(r"^ {0,%d}" % indent, "", lines[i]) if indent else lines[i])
+                body.append(re.sub(rf"^ {{0,{indent}}}", "", lines[i]) if indent else lines[i])
                 i += 1
             i += 1  # the closing fence (or end of file)
             if lang.lower() == "cypher":

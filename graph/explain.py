@@ -40,9 +40,9 @@ import logging
 import math
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, LiteralString
 
@@ -237,7 +237,7 @@ class Explainer:
              params: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             return self._read(stmt, **params)
-        except Exception as e:  # noqa: BLE001: one slow or failing type must not sink the rest
+        except Exception as e:  # noqa: BLE001 (one slow or failing type must not sink the rest)
             if _is_client_bug(e):
                 raise
             log.warning("explanation query %s failed for (%s, %s): %s",
@@ -252,7 +252,7 @@ class Explainer:
             return self._executor
 
 
-_explainers: "weakref.WeakKeyDictionary[Any, Explainer]" = weakref.WeakKeyDictionary()
+_explainers: weakref.WeakKeyDictionary[Any, Explainer] = weakref.WeakKeyDictionary()
 _explainers_lock = threading.Lock()
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -28,7 +28,7 @@ RELS_PER_TRANSACTION = 10_000  # relationships per write batch (≈ users × k)
 
 def now_iso() -> str:
     """The `created_at` value: ISO-8601 UTC text, which both servers store and compare alike."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def write_recommendations(store, recs: pd.DataFrame, *, model: str, run_id: str,

@@ -29,13 +29,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-from kgrec.config import GraphConfig
-from kgrec.errors import GraphUnavailable
+from core.config import GraphConfig
+from core.errors import GraphUnavailable
 
 log = logging.getLogger(__name__)
 

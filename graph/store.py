@@ -24,10 +24,10 @@ import pandas as pd
 from neo4j import READ_ACCESS, WRITE_ACCESS, Driver, GraphDatabase, Session, unit_of_work
 from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired, TransientError
 
+from core.config import GraphConfig
+from core.errors import GraphUnavailable
 from graph import queries as Q
 from graph import server
-from kgrec.config import GraphConfig
-from kgrec.errors import GraphUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class GraphStore:
     def close(self) -> None:
         self._driver.close()
 
-    def __enter__(self) -> "GraphStore":
+    def __enter__(self) -> GraphStore:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from kgrec.commands import (dashboard_cmd, demo_cmd, etl_cmd, graph_cmd, recommend_cmd,
-                            search_cmd, train_cmd)
+from kgrec.commands import (
+    dashboard_cmd,
+    demo_cmd,
+    etl_cmd,
+    graph_cmd,
+    recommend_cmd,
+    search_cmd,
+    train_cmd,
+)
 from kgrec.commands.common import fit_console_to_output
 
 app = typer.Typer(help="kgrec: a knowledge-graph recommender for e-commerce.",

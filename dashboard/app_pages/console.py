@@ -2,11 +2,10 @@
 
 import streamlit as st
 
+from core.errors import GraphError, GraphUnavailable, QueryRejected
 from dashboard import data
 from graph import console
 from graph.queries import CONSOLE_EXAMPLES as EXAMPLES
-from kgrec.errors import GraphError, GraphUnavailable, QueryRejected
-
 
 st.title("Cypher console")
 st.caption("Read-only. Write clauses (CREATE, MERGE, DELETE, SET, REMOVE, DROP, LOAD CSV, "

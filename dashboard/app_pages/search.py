@@ -5,8 +5,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.errors import KgrecError
 from dashboard import adapters, data, ui
-from kgrec.errors import KgrecError
 
 st.title("Search")
 counts = ui.graph_counts()
@@ -60,7 +60,7 @@ except KgrecError as e:
 try:
     bm25, notes = adapters.bm25_top(view, query, int(k))
     reranked, result = adapters.reranked_top(view, query, user, int(k))
-except KgrecError as e:  # gnn.search.QueryError: empty query, only stop words...
+except KgrecError as e:  # search.engine.QueryError: empty query, only stop words...
     st.warning(str(e), icon=":material/search_off:")
     st.stop()
 

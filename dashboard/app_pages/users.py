@@ -90,7 +90,6 @@ def recommendations_tab() -> None:
         if str(k) != qp.get("k", "10"):
             qp["k"] = str(k)
         top = mine.head(int(k)).reset_index(drop=True)
-        model = run_models.get(run)
 
         reasons: list[str] = []
         path_sets: list[list[data.PathView] | None] = []

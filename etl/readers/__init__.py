@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from core.errors import ConfigError
 from etl.canonical import CanonicalTables
 from etl.quarantine import Quarantine
 from etl.readers.amazon import read_amazon
 from etl.readers.generic import read_generic
 from etl.readers.rees46 import read_rees46
-from kgrec.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

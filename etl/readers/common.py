@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.errors import InputFileError
 from etl import quarantine as q
 from etl.canonical import EVENT_TYPES, RELATIONS, SPLITS, conform, isin
 from etl.quarantine import Quarantine, join_fields
 from etl.readers.textfile import LINE, open_binary
-from kgrec.errors import InputFileError
 
 log = logging.getLogger(__name__)
 

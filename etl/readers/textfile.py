@@ -29,9 +29,9 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
+from core.errors import InputFileError
 from etl import quarantine as q
 from etl.quarantine import Quarantine
-from kgrec.errors import InputFileError
 
 log = logging.getLogger(__name__)
 

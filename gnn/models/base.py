@@ -32,12 +32,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.errors import RunNotFound
 from gnn.config import TrainConfig
 from gnn.data import Graph, Split, graph_from_snapshot, pair_keys, sample_negatives
 from gnn.evaluate import evaluate, topk_scores
 from gnn.runtime import rank_world, resolve_device
-from graph.export import GraphSnapshot
-from kgrec.errors import RunNotFound
+from gnn.snapshot import GraphSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class Recommender(abc.ABC):
         (path / "ids.json").write_text(json.dumps({t: v.tolist() for t, v in self.ids.items()}))
 
     @classmethod
-    def load(cls, path: Path) -> "Recommender":
+    def load(cls, path: Path) -> Recommender:
         from gnn.models import create
 
         path = Path(path)

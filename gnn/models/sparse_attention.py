@@ -42,7 +42,7 @@ class Pattern:
     shape: tuple[int, int]
 
     @classmethod
-    def from_edges(cls, dst: Tensor, src: Tensor, n_dst: int, n_src: int) -> "Pattern":
+    def from_edges(cls, dst: Tensor, src: Tensor, n_dst: int, n_src: int) -> Pattern:
         order = torch.argsort(dst * n_src + src)
         row, col = dst[order], src[order]
         perm = torch.argsort(col * n_dst + row)
@@ -55,7 +55,7 @@ class Pattern:
     def matrix_t(self, values: Tensor) -> Tensor:
         return _csr(self.rowptr_t, self.col_t, values[self.perm], self.shape[::-1])
 
-    def to(self, device: torch.device | str) -> "Pattern":
+    def to(self, device: torch.device | str) -> Pattern:
         return Pattern(*(getattr(self, f).to(device) for f in
                          ("rowptr", "col", "row", "perm", "rowptr_t", "col_t")), self.shape)
 
@@ -129,7 +129,7 @@ class DstBlock:
     edge_rel: Tensor  # relation index of each entry (CSR order)
     group_ptr: Tensor  # CSR-style pointer over (row, relation) groups: entries are contiguous
 
-    def to(self, device: torch.device | str) -> "DstBlock":
+    def to(self, device: torch.device | str) -> DstBlock:
         return DstBlock(self.pattern.to(device), self.relations, self.offsets,
                         self.edge_rel.to(device), self.group_ptr.to(device))
 

@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from kgrec.config import Config
-from kgrec.errors import KgrecError
+from core.config import Config
+from core.errors import KgrecError
 
 console = Console()
 err_console = Console(stderr=True)

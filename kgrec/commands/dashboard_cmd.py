@@ -15,8 +15,8 @@ from pathlib import Path
 
 import typer
 
+from core.errors import ConfigError
 from kgrec.commands.common import config, console, err_console, friendly_errors
-from kgrec.errors import ConfigError
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 

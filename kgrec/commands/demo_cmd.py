@@ -16,8 +16,8 @@ from pathlib import Path
 
 import typer
 
+from core.errors import InputFileError, KgrecError
 from kgrec.commands.common import config, console, friendly_errors
-from kgrec.errors import InputFileError, KgrecError
 
 BUNDLED = Path(__file__).resolve().parents[2] / "data" / "amazon_beauty"
 # quick configuration: fewer epochs than `kgrec train` (~12 s an epoch for hgt on 2 CPU cores),

@@ -11,8 +11,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from core.config import Config
 from kgrec.commands.common import config, console, friendly_errors, open_store
-from kgrec.config import Config
 
 app = typer.Typer(help="Load shop data into the graph.", no_args_is_help=True)
 
@@ -39,12 +39,12 @@ def load_cmd(
 
 def run_load(cfg: Config, fmt: str, path: Path):
     """Read + validate + load with progress bars; returns (LoadSummary, quarantine file or None)."""
+    from core.errors import ConfigError
     from etl.canonical import CanonicalTables  # noqa: F401  (import cost paid once here)
     from etl.load import fingerprint, load_tables
     from etl.normalize import pseudonymize
     from etl.quarantine import Quarantine
     from etl.readers import read
-    from kgrec.errors import ConfigError
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")

@@ -8,18 +8,16 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from core.errors import ConfigError, InputFileError
+from gnn.rundir import RunDir
 from kgrec.commands.common import config, console, err_console, friendly_errors, open_store
-from kgrec.config import Config
-from kgrec.errors import ConfigError, InputFileError, RunNotFound
 
 log = logging.getLogger(__name__)
 
-EMBEDDINGS_FILE = "embeddings.npz"  # user/item vectors of the last recommend job (explanations)
 MAX_K = 1000
 SHOW_LISTS_UP_TO = 5  # users: print their lists after the job
 
@@ -67,13 +65,13 @@ def recommend(
     if similar_k < 0:
         raise ConfigError(f"--similar-k must be >= 0 (got {similar_k})")
     cfg = config()
-    run_dir, model_file = run_paths(cfg, run)
+    rd = RunDir.named(cfg.runs_dir, run).require_trained()
+    run_dir, model_file = rd.path, rd.model_file
     wanted = None if all_users else read_user_ids(users)
 
-    from gnn.models.base import Recommender
     from gnn.score import RecommendJob
 
-    model = Recommender.load(model_file.parent)
+    model = rd.load_model()
     need_store = write_graph or similar_items or not from_snapshot
     store = open_store(cfg) if need_store else None
     try:
@@ -100,16 +98,16 @@ def recommend(
 
             def snapshot_fn():
                 if from_snapshot:
-                    return load_run_snapshot(run_dir)
-                from graph.export import export
-
+                    return rd.load_snapshot()
+                from gnn.snapshot import export
                 from graph import queries as Q
 
                 steps = len(Q.NODE_LABELS) + len(Q.BEHAVIOUR_EDGES) + len(Q.KG_EDGES)
                 return export(store, progress=lambda what, n: progress("export graph", 1, steps))
 
             res = job.run(snapshot_fn, progress=progress, restart=restart)
-        save_embeddings(run_dir, job.scorer)
+        if job.scorer is not None:
+            rd.save_embeddings(job.scorer.node_embeddings())
         console.print(result_table(res))
         if res.missing_users:
             err_console.print(f"[yellow]note:[/yellow] {len(res.missing_users)} users not in the "
@@ -141,8 +139,7 @@ def explain(
     cfg = config()
     emb = None
     if run:
-        run_dir, _ = run_paths(cfg, run)
-        emb = load_embeddings(run_dir)
+        emb = load_embeddings(RunDir.named(cfg.runs_dir, run).require_trained())
         if emb is None:
             err_console.print(f"[yellow]note:[/yellow] run {run!r} has no saved embeddings yet "
                               f"(run `kgrec recommend --run {run} ...` once): paths are ranked by "
@@ -181,18 +178,6 @@ def explain(
 
 # --- helpers (also used by the dashboard and the benchmark) -----------------------------------
 
-def run_paths(cfg: Config, run: str) -> tuple[Path, Path]:
-    """(run directory, model file); RunNotFound naming the fix when the run is not trained."""
-    from gnn.train import CHECKPOINT
-
-    run_dir = Path(cfg.runs_dir) / run
-    model_file = run_dir / CHECKPOINT / "model.pt"
-    if not model_file.exists():
-        raise RunNotFound(f"run {run!r} has no trained model ({model_file}): train it with "
-                          f"`kgrec train --run {run}`")
-    return run_dir, model_file
-
-
 def read_user_ids(spec: str) -> list[str]:
     """User ids from a file (text: one per line; CSV/Parquet: a user_id column) or a
     comma-separated list."""
@@ -223,42 +208,12 @@ def read_user_ids(spec: str) -> list[str]:
     return ids
 
 
-def load_run_snapshot(run_dir: Path):
-    """The graph the run was trained on (runs/NAME/snapshot)."""
-    from graph.export import GraphSnapshot
-
-    path = Path(run_dir) / "snapshot"
-    if not (path / "graph.pt").exists():
-        raise RunNotFound(f"run {Path(run_dir).name!r} has no saved snapshot ({path}): drop "
-                          "--from-snapshot to score the current graph")
-    return GraphSnapshot.load(path)
-
-
-def save_embeddings(run_dir: Path, scorer) -> Path | None:
-    """The job's user/item vectors, for `kgrec explain --run` (np.savez, no pickles)."""
-    if scorer is None:
-        return None
-    emb = scorer.node_embeddings()
-    if not emb:
-        return None
-    path = Path(run_dir) / EMBEDDINGS_FILE
-    tmp = path.with_name("embeddings.tmp.npz")
-    np.savez(tmp, **{f"{t}_ids": np.asarray(ids).astype(str) for t, (ids, _) in emb.items()},
-             **{f"{t}_emb": m.numpy().astype(np.float32) for t, (_, m) in emb.items()})
-    tmp.replace(path)
-    return path
-
-
-def load_embeddings(run_dir: Path):
+def load_embeddings(rd: RunDir):
     """`graph.explain.NodeEmbeddings` from the run's saved vectors (None when absent)."""
     from graph.explain import NodeEmbeddings
 
-    path = Path(run_dir) / EMBEDDINGS_FILE
-    if not path.exists():
-        return None
-    with np.load(path, allow_pickle=False) as z:
-        types = sorted({k.rsplit("_", 1)[0] for k in z.files})
-        return NodeEmbeddings({t: (z[f"{t}_ids"], z[f"{t}_emb"]) for t in types})
+    emb = rd.load_embeddings()
+    return None if emb is None else NodeEmbeddings(emb)
 
 
 def result_table(res) -> Table:

@@ -1,5 +1,5 @@
 """`kgrec search "QUERY"` and `kgrec search-eval --run NAME`: product search over the graph's
-items, re-ranked for a shopper by a trained run (gnn.search)."""
+items, re-ranked for a shopper by a trained run (search.engine)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from core.config import Config
+from core.errors import ConfigError
+from gnn.rundir import RunDir
 from kgrec.commands.common import config, console, err_console, friendly_errors, open_store
-from kgrec.config import Config
-from kgrec.errors import ConfigError
-from kgrec.commands.train_cmd import run_dir as run_dir_of
 
 MAX_K = 1000
 
@@ -35,7 +35,7 @@ def search(
                                   help="The run's saved graph snapshot, if not in the run."),
 ) -> None:
     """Search the catalogue: BM25 candidates re-ranked by text, personal and popularity scores."""
-    from gnn import search as S
+    from search import engine as S
 
     if not 1 <= k <= MAX_K:
         raise ConfigError(f"--k must be between 1 and {MAX_K} (got {k})")
@@ -88,10 +88,10 @@ def _notes(notes: list[str]) -> None:
 
 def _engine(cfg: Config, run: str | None, snapshot: Path | None = None):
     """(engine, description, notes): the named or latest run, else the graph alone."""
-    from gnn import search as S
+    from search import engine as S
 
     scfg = S.SearchConfig()
-    run_dir = run_dir_of(cfg, run) if run else S.latest_run(cfg.runs_dir)
+    run_dir = RunDir.named(cfg.runs_dir, run).path if run else S.latest_run(cfg.runs_dir)
     if run_dir is None:
         with console.status("reading the catalogue from the graph…"):
             with open_store(cfg) as store:
@@ -123,12 +123,12 @@ def search_eval(
 ) -> None:
     """Run the product-search protocol (Ai et al. 2017) on a trained run and write
     runs/NAME/search_metrics.json."""
-    from gnn import search as S
+    from search import engine as S
 
     if limit < 0:
         raise ConfigError(f"--limit must be >= 0 (got {limit})")
     cfg = config()
-    run_dir = run_dir_of(cfg, run)
+    run_dir = RunDir.named(cfg.runs_dir, run).path
     S.check_run(run_dir)
     scfg = S.SearchConfig(candidates=candidates, fit_queries=fit_queries,
                           eval_queries=limit or None)
@@ -177,14 +177,14 @@ def _snapshot_fn(cfg: Config, run_dir: Path, snapshot: Path | None):
 
     def load():
         if not cached:
-            cached.append(load_snapshot(cfg, run_dir.name, snapshot))
+            cached.append(load_snapshot(cfg, RunDir(run_dir), snapshot))
         return cached[0]
 
     return load
 
 
 def metrics_table(out: dict, k: int = 10) -> Table:
-    from gnn.search import METHODS
+    from search.engine import METHODS
 
     table = Table(title=f"search on run {out['run']} ({out['queries']:,} test queries)",
                   title_justify="left")

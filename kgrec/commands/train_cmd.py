@@ -7,56 +7,44 @@ $KGREC_SNAPSHOT) uses a saved snapshot instead of the store (development, tests,
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
+from core.config import Config
+from core.errors import ConfigError, DataError, RunNotFound
 from gnn.config import MODELS
-from kgrec.commands.common import (config, console, friendly_errors, open_store,
-                                   setup_logging)
-from kgrec.config import Config
-from kgrec.errors import ConfigError, DataError, RunNotFound
+from gnn.rundir import RunDir
+from kgrec.commands.common import config, console, friendly_errors, open_store, setup_logging
 
 log = logging.getLogger(__name__)
 app = typer.Typer()
 
-SNAPSHOT_DIR = "snapshot"
 COLUMNS = ("ndcg@10", "recall@20", "hr@10", "precision@10", "mrr@10", "coverage@20", "gini@20",
            "cold_item_recall@20", "train_seconds", "peak_rss_mb")
 
 
-def run_dir(cfg: Config, run: str) -> Path:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run):
-        raise ConfigError(f"run name {run!r}: use letters, digits, '.', '_' or '-'")
-    return cfg.runs_dir / run
+def load_snapshot(cfg: Config, rd: RunDir, snapshot: Path | None = None, fresh: bool = False):
+    """The graph snapshot of run `rd`: from `snapshot` if given (saved into the run), else the
+    run's saved copy (unless `fresh`), else exported from the graph store."""
+    from gnn.snapshot import GraphSnapshot
 
-
-def load_snapshot(cfg: Config, run: str, snapshot: Path | None = None, fresh: bool = False):
-    """The graph snapshot of run `run`: from `snapshot` if given, else the run's cached copy
-    (unless `fresh`), else exported from the graph store. Cached in runs/RUN/snapshot/."""
-    from graph.export import GraphSnapshot, export
-
-    cache = run_dir(cfg, run) / SNAPSHOT_DIR
     if snapshot is not None:
         if not (snapshot / "graph.pt").exists():
             raise ConfigError(f"--snapshot {snapshot}: not a saved snapshot (no graph.pt)")
         snap = GraphSnapshot.load(snapshot)
-    elif not fresh and (cache / "graph.pt").exists():
-        return GraphSnapshot.load(cache)
-    else:
-        with open_store(cfg) as store:
-            with console.status("exporting the graph…") as status:
-                snap = export(store, progress=lambda what, n: status.update(
-                    f"exporting the graph… {what}: {n:,}"))
-        if not any(et[0] == "user" and et[2] == "item" for et in snap.data.edge_types):
-            raise DataError("the graph has no user-item interactions to train on: "
-                            "load data first (kgrec etl …)")
-    if snapshot is None or snapshot.resolve() != cache.resolve():
-        snap.save(cache)
+        if snapshot.resolve() != rd.snapshot_dir.resolve():
+            rd.path.mkdir(parents=True, exist_ok=True)
+            rd.save_snapshot(snap)
+        return snap
+    with console.status("exporting the graph…") as status:
+        snap = rd.snapshot(lambda: open_store(cfg), fresh=fresh, progress=lambda what, n:
+                           status.update(f"exporting the graph… {what}: {n:,}"))
+    if not any(et[0] == "user" and et[2] == "item" for et in snap.data.edge_types):
+        raise DataError("the graph has no user-item interactions to train on: "
+                        "load data first (kgrec etl load …)")
     return snap
 
 
@@ -86,13 +74,13 @@ def train(
     if model not in MODELS:
         raise ConfigError(f"--model must be one of {', '.join(MODELS)} (got {model!r})")
     cfg = config()
-    directory = run_dir(cfg, run)
+    rd = RunDir.named(cfg.runs_dir, run)
     tc = TrainConfig.for_model(model, epochs=epochs, dim=dim, lr=lr, loss=loss, device=device,
                                seed=seed)
-    snap = load_snapshot(cfg, run, snapshot, fresh=not resume)
-    metrics = train_run(snap, tc, directory, progress=True, resume=resume)
+    snap = load_snapshot(cfg, rd, snapshot, fresh=not resume)
+    metrics = train_run(snap, tc, rd, progress=True, resume=resume)
     console.print(metrics_table({run: metrics}, title=f"{model} on the test split"))
-    console.print(f"run written to {directory}")
+    console.print(f"run written to {rd.path}")
 
 
 @app.command()
@@ -107,12 +95,9 @@ def evaluate(
 
     setup_logging(verbose)
     cfg = config()
-    directory = run_dir(cfg, run)
-    if not (directory / "checkpoint" / "model.pt").exists():
-        raise RunNotFound(f"no trained run {run!r} in {cfg.runs_dir}: "
-                          f"run `kgrec train --run {run}` first")
-    snap = load_snapshot(cfg, run, snapshot)
-    metrics = evaluate_run(snap, directory)
+    rd = RunDir.named(cfg.runs_dir, run).require_trained()
+    snap = load_snapshot(cfg, rd, snapshot)
+    metrics = evaluate_run(snap, rd)
     console.print(metrics_table({run: metrics}, title=f"{metrics['model']} on the test split"))
 
 
@@ -124,12 +109,12 @@ def compare(runs: list[Path] = typer.Argument(..., help="Run directories (or run
     cfg = config()
     found: dict[str, dict] = {}
     for r in runs:
-        d = r if r.is_dir() else cfg.runs_dir / r
-        f = d / "metrics.json"
-        if not f.exists():
-            raise RunNotFound(f"{d}: no metrics.json (train it with `kgrec train --run "
-                              f"{d.name}`)")
-        found[d.name] = json.loads(f.read_text())
+        rd = RunDir(r) if r.is_dir() else RunDir.named(cfg.runs_dir, str(r))
+        metrics = rd.load_metrics()
+        if metrics is None:
+            raise RunNotFound(f"{rd.path}: no metrics.json (train it with `kgrec train --run "
+                              f"{rd.name}`)")
+        found[rd.name] = metrics
     console.print(metrics_table(found, title="runs"))
 
 

@@ -37,7 +37,7 @@ class DashGraph:
     def run_dir(self) -> Path:
         return self.runs_dir / RUN
 
-    def ensure(self) -> "DashGraph":
+    def ensure(self) -> DashGraph:
         """Rebuild the graph if another test emptied or replaced it."""
         if self.store.counts() != self.counts:
             build_graph(self)
@@ -76,8 +76,8 @@ def load_small(store, cfg) -> None:
 def train_tiny(store, run_dir: Path) -> None:
     """A tiny real hgt run (what `kgrec train --model hgt` does, with a tiny configuration)."""
     from gnn.config import TrainConfig
+    from gnn.snapshot import export
     from gnn.train import train_run
-    from graph.export import export
 
     snapshot = export(store)
     snapshot.save(run_dir / "snapshot")

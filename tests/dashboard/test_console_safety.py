@@ -13,8 +13,8 @@ import time
 
 import pytest
 
+from core.errors import QueryRejected
 from graph import console
-from kgrec.errors import QueryRejected
 
 WRITES = [
     "CREATE (n:Evil {id: 'x'})",

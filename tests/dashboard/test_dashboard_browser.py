@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from dash_fixtures import K, REPO, RUN
+from dash_fixtures import REPO, RUN, K
 
 from dashboard.harness import CHROMIUM, DONE, LOCAL, launch, serve
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dash_fixtures import RUN, K
 from streamlit.testing.v1 import AppTest
 
-from dash_fixtures import K, RUN
 from graph.server import free_port
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")

@@ -36,7 +36,7 @@ def test_explanation_dot_colours_nodes_by_type_and_links_items():
     ]
     dot = ui.explanation_dot(paths, "u1", "y")
     assert dot.startswith("digraph explanation {") and dot.rstrip().endswith("}")
-    for node_type, (fill, border) in ui.NODE_COLOURS.items():
+    for node_type, (fill, _border) in ui.NODE_COLOURS.items():
         if node_type != "Category":
             assert f'fillcolor="{fill}"' in dot, node_type
     assert dot.count('\n  "Item:x" [') == 1  # a node shared by two paths is drawn once

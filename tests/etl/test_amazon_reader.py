@@ -6,10 +6,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from core.errors import InputFileError
 from etl import quarantine as q
 from etl.quarantine import Quarantine
 from etl.readers import read
-from kgrec.errors import InputFileError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 DATA = Path(__file__).resolve().parents[2] / "data" / "amazon_beauty"

@@ -4,10 +4,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from core.errors import ConfigError, InputFileError
 from etl import quarantine as q
 from etl.quarantine import Quarantine
 from etl.readers import READERS, read
-from kgrec.errors import ConfigError, InputFileError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 GENERIC = FIXTURES / "generic_small"

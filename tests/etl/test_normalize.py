@@ -4,6 +4,7 @@ import hmac
 import pandas as pd
 import pytest
 
+from core.errors import ConfigError
 from etl.canonical import CanonicalTables, conform
 from etl.normalize import (
     BRAND_PLACEHOLDERS,
@@ -14,7 +15,6 @@ from etl.normalize import (
     pseudonym,
     pseudonymize,
 )
-from kgrec.errors import ConfigError
 
 
 def test_clean_text():

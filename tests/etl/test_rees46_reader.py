@@ -4,10 +4,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from core.errors import InputFileError
 from etl import quarantine as q
 from etl.quarantine import Quarantine
 from etl.readers import read, textfile
-from kgrec.errors import InputFileError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SMALL = FIXTURES / "rees46_small.csv"

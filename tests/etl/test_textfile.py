@@ -3,10 +3,10 @@ import gzip
 import pandas as pd
 import pytest
 
+from core.errors import InputFileError
 from etl import quarantine as q
 from etl.quarantine import Quarantine
 from etl.readers.textfile import LINE, Header, read_all, read_csv_chunks
-from kgrec.errors import InputFileError
 
 HEADER = Header(("id", "name"), "test", optional=("note",))
 

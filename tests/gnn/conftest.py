@@ -8,7 +8,7 @@ import pytest
 import torch
 from gnn_fixtures import beauty_slice, checkerboard
 
-from graph.export import GraphSnapshot
+from gnn.snapshot import GraphSnapshot
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from gnn.config import TrainConfig
-from graph.export import GraphSnapshot, build_snapshot
+from gnn.snapshot import GraphSnapshot, build_snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 BEAUTY = REPO / "data" / "amazon_beauty"

@@ -7,10 +7,16 @@ import pytest
 import torch
 from gnn_fixtures import checkerboard
 
+from core.errors import DataError
 from gnn.config import TrainConfig
-from gnn.data import (graph_from_snapshot, is_member, make_split, pair_keys, sample_negatives,
-                      target_edge_type)
-from kgrec.errors import DataError
+from gnn.data import (
+    graph_from_snapshot,
+    is_member,
+    make_split,
+    pair_keys,
+    sample_negatives,
+    target_edge_type,
+)
 
 
 def keyset(pairs: torch.Tensor, n_items: int) -> set[int]:

@@ -7,8 +7,14 @@ import math
 import pytest
 import torch
 
-from gnn.models.sparse_attention import (Pattern, RelationAttention, aggregate, build_blocks,
-                                         sddmm, spmm)
+from gnn.models.sparse_attention import (
+    Pattern,
+    RelationAttention,
+    aggregate,
+    build_blocks,
+    sddmm,
+    spmm,
+)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,8 +16,11 @@ from typer.testing import CliRunner
 from gnn.data import make_split
 from gnn.models import create
 from gnn.models.base import Recommender
-from gnn.train import CHECKPOINT, evaluate_run, train_run
-from graph.export import GraphSnapshot
+from gnn.rundir import RunDir
+from gnn.snapshot import GraphSnapshot
+from gnn.train import evaluate_run, train_run
+
+CHECKPOINT = RunDir.CHECKPOINT
 
 TIMING = {"train_seconds", "seconds_to_best", "eval_seconds", "peak_rss_mb"}
 REQUIRED = {"recall@20", "recall@10", "ndcg@10", "ndcg@20", "hr@10", "precision@10", "mrr@10",

@@ -1,16 +1,15 @@
 """The embedded server: start/stop/status, idempotent start, stale pid, password file mode."""
 
 import json
-import os
 import stat
 import subprocess
 import sys
 
 import pytest
 
+from core.config import GraphConfig
 from graph import queries as Q
 from graph import server
-from kgrec.config import GraphConfig
 
 
 @pytest.fixture
@@ -68,8 +67,8 @@ def test_only_loopback_listens(own_cfg):
 
 
 def test_unconfigured_store_does_not_start_when_told_not_to(own_cfg):
+    from core.errors import GraphUnavailable
     from graph.store import GraphStore
-    from kgrec.errors import GraphUnavailable
 
     with pytest.raises(GraphUnavailable, match="kgrec graph start"):
         GraphStore(own_cfg, start_embedded=False)

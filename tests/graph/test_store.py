@@ -3,8 +3,8 @@
 import pytest
 from neo4j.exceptions import ServiceUnavailable
 
+from core.errors import GraphUnavailable
 from graph import queries as Q
-from kgrec.errors import GraphUnavailable
 
 
 def test_schema_is_idempotent_and_enforces_uniqueness(empty_store):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kgrec.config import Config
-from kgrec.errors import ConfigError
+from core.config import Config
+from core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -45,8 +45,8 @@ def load_slice(store, cfg, path: Path = SLICE, fmt: str = "amazon-kg"):
 def train_tiny(store, run_dir: Path, model: str, **overrides):
     """Export the graph and train a tiny real model into `run_dir` (checkpoint + snapshot)."""
     from gnn.config import TrainConfig
+    from gnn.snapshot import export
     from gnn.train import train_run
-    from graph.export import export
 
     snapshot = export(store)
     snapshot.save(run_dir / "snapshot")

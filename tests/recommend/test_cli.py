@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from core.errors import ConfigError, InputFileError
 from kgrec.cli import app
 from kgrec.commands.recommend_cmd import read_user_ids
-from kgrec.errors import ConfigError, InputFileError
 
 from .conftest import HGT_RUN
 

@@ -147,7 +147,7 @@ def test_embeddings_rank_paths_whose_hops_agree(recgraph, files):
 def test_agreement_is_the_mean_cosine_of_the_models_embeddings(recgraph, files):
     from gnn.models.base import Recommender
     from gnn.score import Scorer
-    from graph.export import GraphSnapshot
+    from gnn.snapshot import GraphSnapshot
 
     model = Recommender.load(recgraph.hgt_dir / "checkpoint")
     scorer = Scorer(model, GraphSnapshot.load(recgraph.hgt_dir / "snapshot"))

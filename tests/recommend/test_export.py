@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from graph.export import ENDPOINTS, NODE_TYPES, GraphSnapshot, edge_type, export
+from gnn.snapshot import GraphSnapshot, export
+from graph.export import ENDPOINTS, NODE_TYPES, edge_type
 
 
 def _tensors(snap: GraphSnapshot) -> dict[str, torch.Tensor]:

@@ -27,7 +27,7 @@ def world(recgraph, tmp_path_factory):
     hgt run, their Parquet files, the fixture files, and parameter values for the recipes."""
     from gnn.models.base import Recommender
     from gnn.score import RecommendJob
-    from graph.export import export
+    from gnn.snapshot import export
     from graph.recommendations import now_iso, write_recommendations, write_similar_items
 
     store = recgraph.store
@@ -38,8 +38,8 @@ def world(recgraph, tmp_path_factory):
         created = now_iso()
         job = RecommendJob(
             run_dir, model, k=K, out=out / f"{run_dir.name}.parquet",
-            sink=lambda f, ids, m=model.name, r=run_dir.name: write_recommendations(
-                store, f, model=m, run_id=r, created_at=created, users=ids),
+            sink=lambda f, ids, m=model.name, r=run_dir.name, c=created: write_recommendations(
+                store, f, model=m, run_id=r, created_at=c, users=ids),
             similar_k=sim, similar_out=out / f"{run_dir.name}-similar.parquet",
             similar_sink=lambda f, ids, m=model.name, r=run_dir.name: write_similar_items(
                 store, f, model=m, run_id=r))

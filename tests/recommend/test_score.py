@@ -9,7 +9,7 @@ import torch
 
 from gnn.models.base import Recommender
 from gnn.score import Scorer, bound_topk
-from graph.export import GraphSnapshot
+from gnn.snapshot import GraphSnapshot
 
 
 @pytest.fixture(scope="module")

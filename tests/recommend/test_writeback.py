@@ -16,6 +16,7 @@ from graph.recommendations import (
     user_recommendations,
     write_recommendations,
 )
+
 from .conftest import HGT_RUN
 
 COUNT_MODEL_EDGES = "MATCH (:User)-[r:RECOMMENDED {model: $model}]->(:Item) RETURN count(r) AS n"

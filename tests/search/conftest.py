@@ -101,8 +101,8 @@ def tiny_run(tiny_shop, cfg) -> Path:
     """runs/tiny: an mf model trained on the tiny shop's snapshot with gnn.train, the
     snapshot saved beside it as the training command does."""
     from gnn.config import TrainConfig
+    from gnn.snapshot import export
     from gnn.train import train_run
-    from graph.export import export
 
     run_dir = Path(cfg.runs_dir) / "tiny"
     shutil.rmtree(run_dir, ignore_errors=True)  # each module trains its own, from scratch

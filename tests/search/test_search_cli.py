@@ -10,7 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
-from gnn import search as S
+from search import engine as S
 
 
 def kgrec(env: dict, *args: str) -> subprocess.CompletedProcess:

@@ -1,4 +1,4 @@
-"""gnn.search without a graph: the engine, its known answers, bad input, metrics and fitting."""
+"""search.engine without a graph: the engine, its known answers, bad input, metrics and fitting."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gnn import search as S
+from search import engine as S
 
 
 def catalogue(titles: list[str], categories: list[list[str]] | None = None,
@@ -263,7 +263,8 @@ def test_build_queries_skips_and_counts():
 
 def test_catalogue_from_snapshot_uses_id_maps(tmp_path):
     import torch
-    from graph.export import build_snapshot
+
+    from gnn.snapshot import build_snapshot
 
     snap = build_snapshot(
         {"user": ["u"], "item": ["a", "b"], "category": ["beauty", "skin care"],

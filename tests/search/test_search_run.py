@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gnn import search as S
+from search import engine as S
 
 
 def test_catalogue_from_the_graph_unescapes_and_orders_categories(tiny_shop):
@@ -77,7 +77,9 @@ def test_trained_vectors_flip_the_face_creams(tiny_run, open_graph, n_users):
     blend = S.Blend(personal={"text": 0.3, "personal": 0.5, "popularity": 0.2},
                     anonymous={"text": 0.5, "personal": 0.0, "popularity": 0.5})
     engine = assets.engine(cat, blend=blend)
-    top = lambda user: [h.item_id for h in engine.search("face cream", user, k=2).hits]
+    def top(user):
+        return [h.item_id for h in engine.search("face cream", user, k=2).hits]
+
     assert top(None) == ["l0", "r0"]
     fresh_a = [f"A{j:02d}" for j in range(6, n_users)]  # no cream in their history
     assert all(top(u) == ["r0", "l0"] for u in fresh_a)
@@ -106,7 +108,8 @@ def test_unreadable_caches_are_rebuilt_not_fatal(tiny_run, open_graph):
 
 
 def test_run_layout_matches_the_training_command(tiny_run, tmp_path):
-    from gnn.train import CHECKPOINT
+    from gnn.rundir import RunDir
+    CHECKPOINT = RunDir.CHECKPOINT
     from kgrec.commands.train_cmd import SNAPSHOT_DIR
 
     assert S.CHECKPOINT == CHECKPOINT and (tiny_run / SNAPSHOT_DIR / "graph.pt").exists()

@@ -1,6 +1,6 @@
-"""gnn.text: the tokenizer both sides of the index share, item text and protocol queries."""
+"""search.text: the tokenizer both sides of the index share, item text and protocol queries."""
 
-from gnn import text as T
+from search import text as T
 
 
 def test_terms_unescape_casefold_drop_stop_words_and_stem_plurals():

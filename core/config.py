@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from kgrec.errors import ConfigError
+from core.errors import ConfigError
 
 
 @dataclass
@@ -53,7 +53,7 @@ class Config:
     runs_dir: Path = Path("runs")  # KGREC_RUNS_DIR
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Config":
+    def from_env(cls, env: dict[str, str] | None = None) -> Config:
         env = dict(os.environ if env is None else env)
         cfg = cls()
         g = cfg.graph

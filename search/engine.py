@@ -1,7 +1,7 @@
 """Product search: BM25 retrieval over item text, re-ranked per shopper with a trained GNN.
 
 One query (`SearchEngine.search`):
-1. `gnn.text.terms` of the query (the first `max_query_chars` characters, at most
+1. `search.text.terms` of the query (the first `max_query_chars` characters, at most
    `max_query_terms` distinct terms): the same tokenizer as the index;
 2. BM25 (bm25s) over the item text; the candidates are the `candidates` best items with a
    positive score; ties at the cut are resolved by popularity, then catalogue order
@@ -16,7 +16,7 @@ One query (`SearchEngine.search`):
    the shopper's best items, marked as such.
 
 Evaluation (`evaluate_run`, the protocol of Ai et al., SIGIR 2017): one query per held-out
-(user, item) pair, built from the item's category names (`gnn.text.category_query`); the target is
+(user, item) pair, built from the item's category names (`search.text.category_query`); the target is
 the item. Methods: `bm25` (text alone over all items), `popularity`, `gnn` (user · item over all
 items), `anonymous` (the pipeline without a user) and `reranked` (the pipeline). The user's
 history is left out of every ranking alike. Ties are counted at their expected value under a
@@ -47,8 +47,8 @@ import bm25s
 import numpy as np
 import pandas as pd
 
-from gnn import text as T
-from kgrec.errors import ConfigError, DataError, RunNotFound
+from core.errors import ConfigError, DataError, RunNotFound
+from search import text as T
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class Catalogue:
     @classmethod
     def from_frames(cls, items: pd.DataFrame, item_categories: pd.DataFrame,
                     category_names: pd.DataFrame, parents: pd.DataFrame | None = None,
-                    source: str = "frames") -> "Catalogue":
+                    source: str = "frames") -> Catalogue:
         """`items` (id, title, brand), `item_categories` (src item id, dst category id),
         `category_names` (id, name), `parents` (src child id, dst parent id)."""
         if items.empty:
@@ -152,7 +152,7 @@ class Catalogue:
                    categories=categories, source=source)
 
     @classmethod
-    def from_store(cls, store) -> "Catalogue":
+    def from_store(cls, store) -> Catalogue:
         """From the graph: `ITEM_DETAILS`, `CATEGORY_NAMES` and the IN_CATEGORY and
         SUBCATEGORY_OF edges."""
         from graph import queries as Q
@@ -167,7 +167,7 @@ class Catalogue:
         return cls.from_frames(items, ic, cn, par, source="graph")
 
     @classmethod
-    def from_snapshot(cls, snapshot) -> "Catalogue":
+    def from_snapshot(cls, snapshot) -> Catalogue:
         """From a GraphSnapshot's id maps alone: no titles; category and brand ids stand in for
         their names (the loaders key them by the casefolded name)."""
         data, ids = snapshot.data, snapshot.ids
@@ -196,7 +196,7 @@ class Catalogue:
                                                            "items": len(self)}))
 
     @classmethod
-    def load(cls, path: Path) -> "Catalogue":
+    def load(cls, path: Path) -> Catalogue:
         f = pd.read_parquet(path)
         meta = path.with_suffix(".json")
         source = json.loads(meta.read_text())["source"] if meta.exists() else "cache"
@@ -235,7 +235,7 @@ def _depths(parents: pd.DataFrame | None) -> dict[str, int]:
 # ----------------------------------------------------------------------------- text index
 
 class TextIndex:
-    """BM25 over `gnn.text.terms` of each item text."""
+    """BM25 over `search.text.terms` of each item text."""
 
     def __init__(self, texts: Sequence[str], k1: float = 1.5, b: float = 0.75) -> None:
         if not len(texts):
@@ -272,7 +272,7 @@ class Personal:
 
     @classmethod
     def aligned(cls, user_ids: Sequence[str], user_emb: np.ndarray, item_ids: Sequence[str],
-                item_emb: np.ndarray, catalogue: Catalogue) -> "Personal":
+                item_emb: np.ndarray, catalogue: Catalogue) -> Personal:
         out = np.full((len(catalogue), item_emb.shape[1]), np.nan, np.float32)
         pos = pd.Index(np.asarray(item_ids, dtype=object)).get_indexer(catalogue.ids)
         ok = pos >= 0
@@ -316,7 +316,7 @@ class Blend:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> "Blend":
+    def load(cls, path: Path) -> Blend:
         d = json.loads(path.read_text())
         return cls(personal=d["personal"], anonymous=d["anonymous"], fitted=d.get("fitted", {}))
 
@@ -908,7 +908,7 @@ class RunAssets:
     hist_items: np.ndarray
 
     @classmethod
-    def from_model(cls, model, graph) -> "RunAssets":
+    def from_model(cls, model, graph) -> RunAssets:
         """From a `gnn.models` recommender and a `gnn.data.Graph` (whose history is known)."""
         u, i = model.embeddings(graph)
         if u.is_sparse or i.is_sparse:
@@ -930,7 +930,7 @@ class RunAssets:
                  hist_ptr=self.hist_ptr, hist_items=self.hist_items)
 
     @classmethod
-    def load(cls, path: Path) -> "RunAssets":
+    def load(cls, path: Path) -> RunAssets:
         with np.load(path, allow_pickle=False) as z:
             return cls(z["user_ids"].astype(object), z["item_ids"].astype(object),
                        z["user_emb"], z["item_emb"], z["popularity"], z["hist_ptr"],
@@ -990,7 +990,7 @@ def load_snapshot(run_dir: Path, snapshot_fn: SnapshotFn | None = None):
     training command's loader), else `runs/NAME/snapshot/`."""
     if snapshot_fn is not None:
         return snapshot_fn()
-    from graph.export import GraphSnapshot
+    from gnn.snapshot import GraphSnapshot
 
     path = Path(run_dir) / "snapshot"
     if not (path / "graph.pt").exists():
@@ -1010,7 +1010,7 @@ def catalogue_for(run_dir: Path, open_store: Callable[[], Any] | None = None,
                   ) -> tuple[Catalogue, list[str]]:
     """The run's item text: the cached copy, else read from the graph (and cached), else, when
     the graph cannot be read, the snapshot's id maps (no titles: says so)."""
-    from kgrec.errors import GraphError
+    from core.errors import GraphError
 
     path = search_dir(run_dir) / "catalogue.parquet"
     notes: list[str] = []
@@ -1212,7 +1212,7 @@ def _model_name(run_dir: Path) -> str | None:
 def read_queries(path: Path, engine: SearchEngine) -> tuple[pd.DataFrame, dict[str, int]]:
     """Queries from a CSV (user_id, item_id, query[, slice]); rows naming an unknown user or item,
     or with an empty query, are skipped and counted."""
-    from kgrec.errors import InputFileError
+    from core.errors import InputFileError
 
     try:
         f = pd.read_csv(path, dtype=str, keep_default_na=False)
