@@ -22,12 +22,13 @@ from core.errors import DataError
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = frozenset({"view", "cart", "remove_from_cart", "purchase", "review"})
+EVENT_TYPES = frozenset({"view", "cart", "remove_from_cart", "favorite", "purchase", "review"})
 RELATIONS = frozenset({"also_bought", "also_viewed", "bought_together"})
 SPLITS = frozenset({"train", "test"})
 
 # Behaviour -> graph edge type. remove_from_cart stays a raw event and never becomes an edge.
-EDGE_TYPE = {"view": "VIEWED", "cart": "CARTED", "purchase": "PURCHASED", "review": "REVIEWED"}
+EDGE_TYPE = {"view": "VIEWED", "cart": "CARTED", "favorite": "FAVORITED", "purchase": "PURCHASED",
+             "review": "REVIEWED"}
 
 Dtype = Literal["str", "float64", "Int64", "Float64"]
 

@@ -14,7 +14,8 @@ from typing import LiteralString
 # --- the schema ---------------------------------------------------------------------------
 
 NODE_LABELS: tuple[LiteralString, ...] = ("User", "Item", "Category", "Brand")
-BEHAVIOUR_TYPES: tuple[LiteralString, ...] = ("VIEWED", "CARTED", "PURCHASED", "REVIEWED")
+BEHAVIOUR_TYPES: tuple[LiteralString, ...] = ("VIEWED", "CARTED", "FAVORITED", "PURCHASED",
+                                              "REVIEWED")
 ITEM_RELATION_TYPES: tuple[LiteralString, ...] = ("ALSO_BOUGHT", "ALSO_VIEWED", "BOUGHT_TOGETHER")
 KG_TYPES: tuple[LiteralString, ...] = ("IN_CATEGORY", "HAS_BRAND", "SUBCATEGORY_OF")
 REL_TYPES: tuple[LiteralString, ...] = (BEHAVIOUR_TYPES + ITEM_RELATION_TYPES + KG_TYPES
@@ -83,6 +84,8 @@ COUNT_NODES: dict[str, LiteralString] = {
 COUNT_RELS: dict[str, LiteralString] = {
     rel: "MATCH ()-[r:" + rel + "]->() RETURN count(r) AS n" for rel in REL_TYPES
 }
+
+SAMPLE_USER_IDS: LiteralString = "MATCH (u:User) RETURN u.id AS id LIMIT $n"
 
 # --- export to PyG (streamed reads, ordered so repeated exports are identical) -------------
 

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from core.config import GraphConfig
 from core.errors import GraphUnavailable
+from core.io import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,7 @@ def status(cfg: GraphConfig) -> ServerInfo | None:
 
 def start(cfg: GraphConfig) -> ServerInfo:
     """Start the embedded server if it is not running (a second start is a no-op)."""
-    gdir = graph_dir(cfg)
-    gdir.mkdir(parents=True, exist_ok=True)
+    gdir = private_dir(graph_dir(cfg))  # the home and its databases: owner only
     with _lock(gdir / "server.lock"):
         running = status(cfg)
         if running:

@@ -99,8 +99,7 @@ def _events(directory: Path, quarantine: Quarantine, stats: dict[str, int]) -> p
         times, check = _read(ts_path, TIMESTAMPS, quarantine)
         times = check.require(times, "user_id", q.MISSING_USER_ID)
         times = check.require(times, "item_id", q.MISSING_ITEM_ID)
-        ts, bad = common.parse_timestamp(times["unix_review_time"])
-        times = check.reject(times.assign(ts=ts), bad, q.UNPARSABLE_TIMESTAMP)
+        times = common.check_time(times, check, "unix_review_time")
         times = times.assign(
             user_id=times["user_id"].str.strip(), item_id=times["item_id"].str.strip()
         )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from etl.readers.textfile import LINE, open_binary
 log = logging.getLogger(__name__)
 
 EVENT_KEY = ["user_id", "item_id", "event_type", "ts", "session"]
+EARLIEST = 631_152_000  # 1990-01-01 00:00:00 UTC: no shop log we read starts earlier
+LATEST_AFTER_NOW_S = 86_400  # events may be stamped up to a day after the load (time zones)
+ISO_OR_UNIX = "unix seconds or ISO-8601 (2024-03-01T10:00:00Z)"
 
 
 def not_a_directory(path: Path, fmt: str, expected: str) -> InputFileError:
@@ -46,26 +50,54 @@ def parse_float(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def unix_seconds(dt: pd.Series) -> pd.Series:
-    """Int64 unix seconds of a tz-aware datetime series (NaT -> NA)."""
-    return ((dt - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).astype("Int64")
+    """float64 unix seconds (floored) of a tz-aware datetime series, NaN for NaT. Any unit and
+    any year: nothing goes through nanoseconds, whose range ends in 2262."""
+    naive = dt.dt.tz_convert("UTC").dt.tz_localize(None)
+    micros = naive.to_numpy(dtype="datetime64[us]")
+    seconds = np.floor_divide(micros.view("int64"), 1_000_000).astype("float64")
+    seconds[np.isnat(micros)] = np.nan
+    return pd.Series(seconds, index=dt.index)
 
 
 def parse_timestamp(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """(Int64 unix seconds, mask of unparsable values) from unix seconds or ISO-8601 text.
+    """(float64 unix seconds, NaN where empty or bad; mask of unparsable values) from unix
+    seconds (integer or decimal, floored) or ISO-8601 text.
 
-    Empty -> NA (allowed). ISO times without an offset are taken as UTC; a trailing " UTC"
-    (REES46 style) is accepted.
+    Empty -> NaN (allowed). ISO times without an offset are taken as UTC; a trailing " UTC"
+    (REES46 style) is accepted. Huge or far-future values parse (the range is checked apart).
     """
     text = stripped(values)
-    num = pd.to_numeric(text, errors="coerce")
-    ts = pd.Series(np.floor(num), index=text.index).where(np.isfinite(num)).astype("Int64")
-    iso = text.notna() & ts.isna()
+    num = pd.to_numeric(text, errors="coerce").astype("float64")
+    seconds = pd.Series(np.floor(num), index=text.index).where(np.isfinite(num))
+    iso = text.notna() & num.isna()
     if iso.any():
         dt = pd.to_datetime(
             text[iso].str.removesuffix(" UTC"), format="ISO8601", utc=True, errors="coerce"
         )
-        ts[iso] = unix_seconds(dt)
-    return ts, text.notna() & ts.isna()
+        seconds[iso] = unix_seconds(dt)
+    return seconds, text.notna() & seconds.isna()
+
+
+def plausible_range(now: float | None = None) -> tuple[int, int]:
+    """(earliest, latest) unix seconds an event may have: `EARLIEST` to one day after `now`
+    (default: the time of the call, i.e. the load). Outside: quarantined, never loaded."""
+    latest = (time.time() if now is None else now) + LATEST_AFTER_NOW_S
+    return EARLIEST, int(latest)
+
+
+def _day(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+
+
+def out_of_range(seconds: pd.Series, lo: int, hi: int) -> tuple[pd.Series, pd.Series]:
+    """(mask of known times outside [lo, hi], a detail for each of them)."""
+    before, after = seconds < lo, seconds > hi
+    detail = pd.Series(f"before {_day(lo)}, the earliest accepted", index=seconds.index)
+    detail[after] = f"after {_day(hi)}, one day after the load"
+    millis = after & (seconds / 1000).between(lo, hi)
+    detail[millis] += "; it looks like milliseconds, and the format wants seconds"
+    mask = before | after
+    return mask, detail[mask]
 
 
 @dataclass
@@ -80,15 +112,20 @@ class Checker:
     quarantine: Quarantine
     source: pd.DataFrame  # the file's columns as text, plus LINE
 
-    def reject(self, frame: pd.DataFrame, mask: pd.Series, reason: str) -> pd.DataFrame:
-        """Quarantine the rows of `frame` where `mask` holds; return the others."""
+    def reject(self, frame: pd.DataFrame, mask: pd.Series, reason: str,
+               detail: str | pd.Series = "") -> pd.DataFrame:
+        """Quarantine the rows of `frame` where `mask` holds (with `detail`: one text, or one
+        per row by index); return the others."""
         mask = mask.fillna(False).astype(bool)
         if not mask.any():
             return frame
-        rows = self.source.loc[frame.index[mask.to_numpy()]]
+        index = frame.index[mask.to_numpy()]
+        rows = self.source.loc[index]
         columns = [c for c in rows.columns if c != LINE]
-        raws = (join_fields(row) for row in rows[columns].itertuples(index=False))
-        self.quarantine.add_many(self.path, rows[LINE], reason, raws)
+        raws = [join_fields(row) for row in rows[columns].itertuples(index=False)]
+        details = (detail.reindex(index).fillna("").tolist() if isinstance(detail, pd.Series)
+                   else [detail] * len(raws))
+        self.quarantine.add_many(self.path, rows[LINE], reason, raws, details)
         return frame.loc[~mask]
 
     def require(self, frame: pd.DataFrame, column: str, reason: str) -> pd.DataFrame:
@@ -102,21 +139,38 @@ class Checker:
 TimeParser = Callable[[pd.Series], tuple[pd.Series, pd.Series]]
 
 
+def check_time(chunk: pd.DataFrame, check: Checker, time_col: str,
+               parse: TimeParser = parse_timestamp, expected: str = ISO_OR_UNIX) -> pd.DataFrame:
+    """Adds `ts` (Int64 unix seconds, NA where empty) parsed from `time_col`; quarantines
+    unparsable times (saying `expected`) and times outside `plausible_range()`."""
+    seconds, bad = parse(chunk[time_col])
+    chunk = check.reject(chunk.assign(ts=seconds), bad, q.UNPARSABLE_TIMESTAMP,
+                         f"expected {expected}")
+    outside, detail = out_of_range(chunk["ts"], *plausible_range())
+    chunk = check.reject(chunk, outside, q.TIMESTAMP_OUT_OF_RANGE, detail)
+    return chunk.assign(ts=chunk["ts"].astype("Int64"))
+
+
 def check_events(
-    chunk: pd.DataFrame, check: Checker, time_col: str, parse: TimeParser = parse_timestamp
+    chunk: pd.DataFrame, check: Checker, time_col: str, parse: TimeParser = parse_timestamp,
+    types: frozenset[str] = EVENT_TYPES, aliases: Mapping[str, str] | None = None,
+    expected_time: str = ISO_OR_UNIX,
 ) -> pd.DataFrame:
-    """Ids present, known event type, parsable timestamp; adds the parsed `ts` column."""
+    """Ids present, event type one of `types` (after mapping `aliases`), time parsable and
+    plausible; adds the parsed `ts` column."""
     chunk = check.require(chunk, "user_id", q.MISSING_USER_ID)
     chunk = check.require(chunk, "item_id", q.MISSING_ITEM_ID)
+    event_type = chunk["event_type"].str.strip().str.lower()
+    if aliases:
+        event_type = event_type.replace(dict(aliases))
     chunk = chunk.assign(
         user_id=chunk["user_id"].str.strip(),
         item_id=chunk["item_id"].str.strip(),
-        event_type=chunk["event_type"].str.strip().str.lower(),
+        event_type=event_type,
     )
-    chunk = check.reject(chunk, ~chunk["event_type"].isin(EVENT_TYPES), q.UNKNOWN_EVENT_TYPE)
-    ts, bad = parse(chunk[time_col])
-    chunk = chunk.assign(ts=ts)
-    return check.reject(chunk, bad, q.UNPARSABLE_TIMESTAMP)
+    chunk = check.reject(chunk, ~chunk["event_type"].isin(types), q.UNKNOWN_EVENT_TYPE,
+                         f"expected one of {', '.join(sorted(types))}")
+    return check_time(chunk, check, time_col, parse, expected_time)
 
 
 def check_split(chunk: pd.DataFrame, check: Checker, column: str = "split") -> pd.DataFrame:

@@ -28,6 +28,15 @@ EVENTS = Header(
 ITEMS = Header(("item_id",), FMT, optional=("title", "price", "brand", "category"))
 USERS = Header(("user_id",), FMT)
 RELATIONS = Header(("item_id", "relation", "related_item_id"), FMT)
+# Other names for the event types, as other shop logs spell them (Taobao: pv/buy/cart/fav;
+# Tmall benchmarks: collect; RetailRocket: addtocart/transaction). Matched after lower-casing.
+EVENT_ALIASES = {
+    "pv": "view",
+    "add_to_cart": "cart", "addtocart": "cart",
+    "fav": "favorite", "favourite": "favorite", "favorited": "favorite", "collect": "favorite",
+    "wishlist": "favorite", "add_to_wishlist": "favorite",
+    "buy": "purchase", "order": "purchase", "transaction": "purchase",
+}
 PATH_SEP = ">"
 PATH_JOINER = " > "
 
@@ -45,7 +54,7 @@ def _events(path: Path, quarantine: Quarantine) -> pd.DataFrame:
     parts = []
     for chunk in read_chunks(path, EVENTS, quarantine):
         check = Checker(path, quarantine, chunk)
-        chunk = common.check_events(chunk, check, "timestamp")
+        chunk = common.check_events(chunk, check, "timestamp", aliases=EVENT_ALIASES)
         if "rating" in chunk:
             rating, bad = common.parse_float(chunk["rating"])
             chunk = check.reject(chunk.assign(rating=rating), bad, q.UNPARSABLE_RATING)

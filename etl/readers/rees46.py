@@ -4,8 +4,8 @@ Header, exactly: event_time,event_type,product_id,category_id,category_code,bran
 user_session. The file is streamed in chunks (real files have tens of millions of rows); per item
 only the last valid price, brand and category seen so far are kept between chunks.
 
-- events: view/cart/remove_from_cart/purchase, ts from `event_time` ("2019-10-01 00:00:00 UTC"),
-  session = user_session; no split, no rating.
+- events: view/cart/remove_from_cart/purchase, ts from `event_time` ("2019-10-01 00:00:00 UTC",
+  within `common.plausible_range()`), session = user_session; no split, no rating.
 - items: every product_id seen; price, brand and category = the last valid value seen.
 - categories: `category_code` "electronics.smartphone" gives "electronics" and
   "electronics.smartphone" (id = dotted prefix, name = last segment) with child -> parent
@@ -38,11 +38,12 @@ HEADER = Header(
     exact=True,
 )
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
+EVENT_TYPES = frozenset({"view", "cart", "remove_from_cart", "purchase"})
 ITEM_ATTRS = ["price", "brand", "category_code", "category_id"]
 
 
 def parse_event_time(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """(Int64 unix seconds, unparsable mask) of "2019-10-01 00:00:00 UTC" strings."""
+    """(float64 unix seconds, unparsable mask) of "2019-10-01 00:00:00 UTC" strings."""
     dt = pd.to_datetime(values.str.strip(), format=TIME_FORMAT, utc=True, errors="coerce")
     ts = common.unix_seconds(dt)
     return ts, ts.isna()
@@ -56,7 +57,8 @@ def read_rees46(path: Path, quarantine: Quarantine) -> CanonicalTables:
     for chunk in read_csv_chunks(path, HEADER, quarantine):
         check = Checker(path, quarantine, chunk)
         chunk = common.check_events(
-            chunk.assign(item_id=chunk["product_id"]), check, "event_time", parse_event_time
+            chunk.assign(item_id=chunk["product_id"]), check, "event_time", parse_event_time,
+            types=EVENT_TYPES, expected_time="YYYY-MM-DD HH:MM:SS UTC",
         )
         chunk = common.check_price(chunk, check)
         events.append(

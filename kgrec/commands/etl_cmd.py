@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.console import Group, RenderableType
+from rich.text import Text
 
 from core.config import Config
 from kgrec.commands.common import config, console, friendly_errors, open_store
+from kgrec.progress import progress_bars
+from kgrec.tables import Col, table
 
 app = typer.Typer(help="Load shop data into the graph.", no_args_is_help=True)
 
@@ -25,7 +25,8 @@ def load_cmd(
     path: Path = typer.Argument(..., help="A file or folder in the chosen format."),
     fmt: str = typer.Option(..., "--format", "-f", help="amazon-kg | rees46 | csv (docs/formats.md)"),
     pseudonymize: bool = typer.Option(False, "--pseudonymize",
-                                      help="Replace user ids by a salted hash (salt kept in KGREC_HOME)."),
+                                      help="Replace user ids by a salted hash (one salt per "
+                                           "KGREC_HOME, kept in its file 'salt')."),
     batch_size: int = typer.Option(0, "--batch-size", help="Rows per write batch (default from config)."),
 ) -> None:
     """Load PATH into the graph; bad rows go to quarantine/<name>.csv."""
@@ -38,11 +39,9 @@ def load_cmd(
 
 
 def run_load(cfg: Config, fmt: str, path: Path):
-    """Read + validate + load with progress bars; returns (LoadSummary, quarantine file or None)."""
+    """Read + validate + load with progress bars; returns (LoadSummary, quarantine file)."""
     from core.errors import ConfigError
-    from etl.canonical import CanonicalTables  # noqa: F401  (import cost paid once here)
     from etl.load import fingerprint, load_tables
-    from etl.normalize import pseudonymize
     from etl.quarantine import Quarantine
     from etl.readers import read
 
@@ -50,57 +49,57 @@ def run_load(cfg: Config, fmt: str, path: Path):
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")
     t0 = time.perf_counter()
     quarantine = Quarantine()
-    with console.status(f"reading {path} as {fmt}…"):
+    with console.status(Text(f"reading {path} as {fmt}…")):
         tables = read(fmt, path, quarantine)
-        if cfg.etl.pseudonymize:
-            tables = pseudonymize(tables, salt(cfg.graph.home))
+    read_s = time.perf_counter() - t0
     name = path.name.split(".")[0] or fmt
     qfile = quarantine.write(cfg.etl.quarantine_dir, name)  # always: a fixed file clears it
     fp = fingerprint(fmt, path, cfg.etl.pseudonymize, cfg.graph.batch_size)
-    with open_store(cfg) as store, Progress(
-        TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console, transient=False,
-    ) as bars:
-        tasks: dict[str, int] = {}
+    home = cfg.graph.home
 
-        def progress(step: str, n: int, total: int) -> None:
-            if step not in tasks:
-                tasks[step] = bars.add_task(step, total=total)
-            bars.advance(tasks[step], n)
+    def waiting() -> None:
+        console.print(Text(f"waiting for another load of this home ({home}) to finish…",
+                           style="yellow"))
 
-        summary = load_tables(store, tables, home=cfg.graph.home, fingerprint=fp,
-                              source=name, progress=progress)
+    with open_store(cfg) as store, progress_bars() as progress:
+        summary = load_tables(store, tables, home=home, fingerprint=fp, source=name,
+                              progress=progress, pseudonymize=cfg.etl.pseudonymize,
+                              on_wait=waiting)
     summary.quarantined = quarantine.counts()
-    summary.seconds = time.perf_counter() - t0
+    summary.read_seconds = read_s
     return summary, qfile
 
 
-def salt(home: Path) -> bytes:
-    """The pseudonymisation salt: generated once, mode 0600, so the same user maps the same."""
-    path = Path(home) / "salt"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-    return bytes.fromhex(path.read_text().strip())
-
-
-def summary_table(summary, quarantine_file: Path | None) -> Table:
-    table = Table(title=f"loaded {summary.source}")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    for name, n in summary.counts.items():
-        if n:
-            table.add_row(name, f"{n:,}")
+def summary_table(summary, quarantine_file: Path | None) -> RenderableType:
+    """What this load wrote (rows of this input per node label / relationship type, and how
+    many of them are new to the graph), beside the whole graph's totals; then the quarantine
+    and the speed."""
+    cols = [Col("what"), Col("this load", "number"), Col("new", "number"),
+            Col("graph total", "number")]
+    rows: list[list[object]] = [
+        [what, f"{n:,}", f"{summary.new.get(what, 0):,}", f"{summary.counts.get(what, 0):,}"]
+        for what, n in summary.loaded.items()]
+    rows.append(["events (event store)", f"{summary.events_read:,}",
+                 f"{summary.events_added:,}", ""])
+    parts: list[RenderableType] = [
+        table(f"loaded {summary.source}: what this load wrote", cols, rows, console)]
     bad = sum(summary.quarantined.values())
-    table.add_row("quarantined rows", f"{bad:,}" + (f" ({quarantine_file})" if quarantine_file else ""))
-    for reason, n in summary.quarantined.items():
-        table.add_row(f"  {reason}", f"{n:,}")
+    where = f" ({quarantine_file})" if quarantine_file else ""
+    parts.append(Text(f"quarantined rows: {bad:,}{where}"))
+    if bad:
+        parts.append(table("quarantined by reason", [Col("reason"), Col("rows", "number")],
+                           [[r, f"{n:,}"] for r, n in summary.quarantined.items()], console))
     written = sum(summary.rows_written.values())
-    table.add_row("rows written", f"{written:,}")
-    table.add_row("seconds", f"{summary.seconds:.1f}")
-    table.add_row("rows/s", f"{written / summary.seconds:,.0f}" if summary.seconds else "-")
+    speed = f"{summary.rows_per_s:,.0f} rows/s" if summary.seconds else "-"
+    waited = f"; waited {summary.waited_seconds:.1f} s for another load" \
+        if summary.waited_seconds >= 0.1 else ""
+    parts.append(Text(f"read in {summary.read_seconds:.1f} s; rows written: {written:,} in "
+                      f"{summary.seconds:.1f} s ({speed}){waited}"))
     if summary.resumed_steps:
-        table.add_row("resumed steps", str(summary.resumed_steps))
-    return table
+        parts.append(Text(f"resumed steps: {summary.resumed_steps} (finished batches of an "
+                          "interrupted load were skipped)"))
+    if summary.salt_file:
+        parts.append(Text(f"user ids pseudonymized with the salt in {summary.salt_file} (one "
+                          "salt per home: the same user gets the same id on every load; keep "
+                          "that file, and keep it private)"))
+    return Group(*parts)

@@ -145,7 +145,7 @@ def test_bad_rows_are_quarantined(tmp_path):
     )
     qq = Quarantine()
     tables = read("amazon-kg", tmp_path, qq)
-    got = {(path.split("/")[-1], line, reason) for path, line, reason, _ in qq.rows}
+    got = {(path.split("/")[-1], line, reason) for path, line, reason, *_ in qq.rows}
     assert got == {
         ("items.csv", n_items + 1, q.MISSING_ITEM_ID),
         ("interactions.csv.gz", n_inter + 1, q.UNKNOWN_SPLIT),
@@ -157,6 +157,6 @@ def test_bad_rows_are_quarantined(tmp_path):
         ("items.csv", n_items + 2, q.DUPLICATE_ID),
     }
     assert len(tables.events) == 426 and len(tables.items) == 404
-    raw = {(path.split("/")[-1], line): text for path, line, _, text in qq.rows}
+    raw = {(path.split("/")[-1], line): text for path, line, _, text, _ in qq.rows}
     assert raw[("interactions.csv.gz", n_inter + 1)] == f"{pair},valid,0,1"
     assert raw[("items.csv", n_items + 1)] == ",Acme,Beauty,1"

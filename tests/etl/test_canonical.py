@@ -100,4 +100,5 @@ def test_aggregate_behaviour():
     assert out.dtypes[["count", "first_ts", "last_ts", "rating"]].astype(str).tolist() == [
         "int64", "Int64", "Int64", "Float64"
     ]
-    assert EDGE_TYPE == {"view": "VIEWED", "cart": "CARTED", "purchase": "PURCHASED", "review": "REVIEWED"}
+    assert EDGE_TYPE == {"view": "VIEWED", "cart": "CARTED", "favorite": "FAVORITED",
+                         "purchase": "PURCHASED", "review": "REVIEWED"}

@@ -89,7 +89,7 @@ def test_bad_rows(tmp_path):
         fh.write("sku-1,similar,sku-2\nsku-1,also_bought,\n")  # 5, 6
     qq = Quarantine()
     tables = read("csv", tmp_path / "in", qq)
-    got = sorted((path.rsplit("/", 1)[-1], line, reason) for path, line, reason, _ in qq.rows)
+    got = sorted((path.rsplit("/", 1)[-1], line, reason) for path, line, reason, *_ in qq.rows)
     assert got == [
         ("events.csv", 14, q.UNPARSABLE_TIMESTAMP),
         ("events.csv", 15, q.UNPARSABLE_RATING),

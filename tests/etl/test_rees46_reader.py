@@ -70,7 +70,7 @@ def test_categories_from_category_code():
 def test_every_bad_row_is_quarantined_with_its_line(tmp_path):
     qq = Quarantine()
     tables = read("rees46", BAD, qq)
-    assert sorted((line, reason) for _, line, reason, _ in qq.rows) == [
+    assert sorted((line, reason) for _, line, reason, *_ in qq.rows) == [
         (3, q.MISSING_USER_ID),
         (4, q.MISSING_ITEM_ID),
         (5, q.UNPARSABLE_TIMESTAMP),
@@ -85,7 +85,7 @@ def test_every_bad_row_is_quarantined_with_its_line(tmp_path):
     ]
     # the good rows (2, 12, 14, 16) load; nothing is lost: 4 + 11 = 15 data lines
     assert len(tables.events) == 4
-    raw = {line: text for _, line, _, text in qq.rows}
+    raw = {line: text for _, line, _, text, _ in qq.rows}
     lines = BAD.read_bytes().decode("utf-8", errors="backslashreplace").splitlines()
     for line in (3, 6, 7, 11, 13):
         assert raw[line] == lines[line - 1]
