@@ -5,40 +5,25 @@ Acceptance for issue 2: counts, idempotency, kill-and-resume, quarantine, REES46
 
 from __future__ import annotations
 
-import hashlib
+import gzip
+import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from etl_cli import FIX, KGREC, REPO, digest, frame, kgrec
 
+from etl.canonical import EDGE_TYPE
+from etl.home import EtlHome
+from etl.load import EVENT_KEY, load_tables
 from etl.quarantine import Quarantine
 from etl.readers import read
 from graph import queries as Q
-
-REPO = Path(__file__).resolve().parents[2]
-FIX = REPO / "tests" / "fixtures"
-KGREC = [sys.executable, "-m", "kgrec.cli"]
-
-
-def kgrec(env, *args, check=True, **kw) -> subprocess.CompletedProcess:
-    p = subprocess.run(KGREC + list(args), env=env, cwd=REPO, capture_output=True, text=True, **kw)
-    if check and p.returncode != 0:
-        raise AssertionError(f"kgrec {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-    return p
-
-
-def digest(store) -> str:
-    """A hash of every node id and every edge with its properties, independent of order."""
-    h = hashlib.sha256()
-    for stmt in [*Q.NODE_IDS.values(), *Q.BEHAVIOUR_EDGES.values(), *Q.KG_EDGES.values()]:
-        frame = pd.concat(list(store.stream(stmt)), ignore_index=True)
-        rows = sorted(map(repr, frame.astype(str).itertuples(index=False)))
-        h.update(stmt.encode() + b"".join(r.encode() for r in rows))
-    return h.hexdigest()
+from graph import server
+from graph.export import export_frames
 
 
 def test_amazon_slice_loads_expected_counts_and_is_idempotent(empty_store, cli_env):
@@ -185,3 +170,93 @@ def test_full_bundled_dataset_counts(empty_store, cli_env):
     assert counts["User"] == 22_363
     assert counts["Item"] == 12_101
     assert sum(counts[r] for r in Q.BEHAVIOUR_TYPES) == 198_502
+
+
+def test_two_loads_into_one_home_wait_for_each_other_and_lose_nothing(empty_store, cli_env,
+                                                                      tmp_path):
+    """Two real `kgrec etl load` of different files into one home at once. The test holds the
+    home's load lock while they start, so both must reach it, wait, and say so; once it is
+    released they run one after the other, and every event of both is in the store and the
+    graph (before: a shared temporary file, a corrupt store and lost events)."""
+    src = FIX / "rees46_multibehaviour.csv.gz"
+    header, *rows = gzip.decompress(src.read_bytes()).decode().splitlines()
+    parts = [tmp_path / "part_a.csv", tmp_path / "part_b.csv"]
+    for i, part in enumerate(parts):  # alternate rows: the same users and items in both
+        part.write_text("\n".join([header, *rows[i::2]]) + "\n")
+    home = EtlHome(cli_env["KGREC_HOME"])
+    env = dict(cli_env, PYTHONUNBUFFERED="1")
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    with home.lock():
+        procs = [subprocess.Popen(KGREC + ["etl", "load", "--format", "rees46", str(part)],
+                                  env=env, cwd=REPO, stdout=log.open("w"),
+                                  stderr=subprocess.STDOUT)
+                 for part, log in zip(parts, logs, strict=True)]
+        deadline = time.monotonic() + 600
+        while not all("waiting for another load of this home" in log.read_text() for log in logs):
+            assert all(p.poll() is None for p in procs), [log.read_text() for log in logs]
+            assert time.monotonic() < deadline, "the loads never reached the lock"
+            time.sleep(0.2)
+    assert [p.wait(timeout=600) for p in procs] == [0, 0], [log.read_text() for log in logs]
+
+    both = read("rees46", src, Quarantine()).events
+    stored = pd.read_parquet(home.events)
+    assert len(stored) == len(both)
+    assert set(stored[EVENT_KEY].itertuples(index=False)) == \
+        set(both[EVENT_KEY].itertuples(index=False))
+    for event_type, rel in EDGE_TYPE.items():
+        expected = both[both["event_type"] == event_type].groupby(["user_id", "item_id"]).size()
+        edges = frame(empty_store, Q.BEHAVIOUR_EDGES[rel]) if len(expected) else None
+        if edges is not None:
+            got = edges.set_index(["src", "dst"])["count"].sort_index()
+            assert got.tolist() == expected.sort_index().tolist(), rel
+    leftovers = [p.name for d in (home.root, home.etl_dir) for p in d.iterdir() if "tmp" in p.name]
+    assert leftovers == []
+
+
+def test_home_and_what_it_holds_are_readable_by_the_owner_only(empty_store, tmp_path):
+    home = tmp_path / "new" / "home"
+    tables = read("rees46", FIX / "rees46_small.csv", Quarantine())
+    checkpoints: set[int] = set()
+
+    def progress(step, n, total):  # look at the checkpoint while the load runs
+        checkpoints.update(f.stat().st_mode & 0o777 for f in (home / "etl").glob("*.json"))
+
+    old = os.umask(0o022)  # what most shells use: files 0644 and folders 0755 unless made private
+    try:
+        load_tables(empty_store, tables, home=home, fingerprint="f" * 16, source="rees46_small",
+                    progress=progress, pseudonymize=True, batch_size=5)
+    finally:
+        os.umask(old)
+    mode = {p: p.stat().st_mode & 0o777 for p in (home, home / "etl", home / "events.parquet",
+                                                  home / "salt")}
+    assert mode == {home: 0o700, home / "etl": 0o700, home / "events.parquet": 0o600,
+                    home / "salt": 0o600}
+    assert checkpoints == {0o600}
+    assert server.graph_dir(empty_store.cfg).stat().st_mode & 0o777 == 0o700  # the databases
+
+
+def test_multibehaviour_fixtures_load_every_behaviour_as_its_own_relation(empty_store, cli_env):
+    """Issue 9: REES46-style views/carts/purchases with brands and categories, and Tmall
+    purchases/carts/favourites in the generic format (favourites also spelled `collect`)."""
+    rees, tmall = FIX / "rees46_multibehaviour.csv.gz", FIX / "tmall_slice"
+    kgrec(cli_env, "etl", "load", "--format", "rees46", str(rees))
+    kgrec(cli_env, "etl", "load", "--format", "csv", str(tmall))
+    events = pd.concat([read("rees46", rees, Quarantine()).events,
+                        read("csv", tmall, Quarantine()).events])
+    counts = empty_store.counts()
+    for event_type, rel in EDGE_TYPE.items():
+        pairs = events.loc[events["event_type"] == event_type, ["user_id", "item_id"]]
+        assert counts[rel] == len(pairs.drop_duplicates()), rel
+    assert all(counts[r] > 0 for r in ("VIEWED", "CARTED", "FAVORITED", "PURCHASED"))
+    assert all(counts[r] > 0 for r in ("Brand", "Category", "HAS_BRAND", "IN_CATEGORY",
+                                       "SUBCATEGORY_OF"))
+    raw = pd.read_csv(tmall / "events.csv", dtype=str, keep_default_na=False)
+    assert {"favorite", "collect"} <= set(raw["event_type"])
+    favs = raw.loc[raw["event_type"].isin(["favorite", "collect"]), ["user_id", "item_id"]]
+    edges = frame(empty_store, Q.BEHAVIOUR_EDGES["FAVORITED"])
+    assert set(edges[["src", "dst"]].itertuples(index=False)) == \
+        set(favs.itertuples(index=False))
+    purchased = frame(empty_store, Q.BEHAVIOUR_EDGES["PURCHASED"])
+    assert set(purchased["split"].dropna()) == {"train", "test"}  # Tmall's given split
+    _, exported = export_frames(empty_store)  # the ML side sees the new relation too
+    assert len(exported["FAVORITED"]) == counts["FAVORITED"]

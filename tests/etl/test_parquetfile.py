@@ -28,7 +28,7 @@ def test_int64_ids_with_nulls_stay_exact_strings(tmp_path):
 
 
 def test_timestamps_of_any_unit_and_year_become_unix_seconds(tmp_path):
-    utc = dt.timezone.utc
+    utc = dt.UTC
     when = [dt.datetime(2019, 10, 1, 0, 0, 4, 900_000, tzinfo=utc),
             dt.datetime(2999, 1, 1, tzinfo=utc),  # past pandas' nanosecond range: no crash
             None,
@@ -51,5 +51,6 @@ def test_other_scalar_types_as_text_and_nested_ones_refused(tmp_path):
     assert [f["id"].tolist() for f in frame] == [["x", "y"], [""]]
     assert frame[0]["price"].tolist() == ["12.5", "3"] and frame[0]["label"].tolist() == ["true", "false"]
     nested = pa.table({"id": pa.array([[1, 2]], pa.list_(pa.int64()))})
-    with pytest.raises(InputFileError, match=r"t\.parquet: column id has type list<\w+: int64>, which cannot be read as text"):
+    refused = r"t\.parquet: column id has type list<\w+: int64>, which cannot be read as text"
+    with pytest.raises(InputFileError, match=refused):
         _read(tmp_path, nested)
