@@ -92,6 +92,8 @@ def load_tables(store, tables: CanonicalTables, *, home: Path, fingerprint: str,
             summary.loaded[name] = len(frame)
             done = ckpt.batches_done(name)
             summary.resumed_steps += bool(done)
+            if progress:
+                progress(name, 0, len(frame))  # the step's bar (and its clock) starts now
             for i, rows in enumerate(_batches(frame, bs)):
                 if i >= done:
                     store.write(stmt, rows=rows)
