@@ -59,6 +59,10 @@ if submitted:
     except QueryRejected as e:
         st.session_state["console_result"] = None
         st.session_state["console_error"] = ("refused", str(e))
+    except GraphUnavailable as e:  # e.g. the embedded server died: the next run reconnects
+        data.reset_store()
+        st.session_state["console_result"] = None
+        st.session_state["console_error"] = ("failed", str(e))
     except GraphError as e:
         st.session_state["console_result"] = None
         st.session_state["console_error"] = ("failed", str(e))
