@@ -26,6 +26,7 @@ Driver exceptions handled here:
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, LiteralString
 
@@ -50,6 +51,7 @@ class GraphStore:
         self.database = cfg.database_name
         self._resolver: Callable[[Any], list[Any]] | None = None
         self._console_driver: Driver | None = None
+        self._console_lock = threading.Lock()
         if cfg.embedded:
             info = server.start(cfg) if start_embedded else server.status(cfg)
             if info is None:
@@ -146,9 +148,13 @@ class GraphStore:
             return self._driver.session(database=self.database, fetch_size=fetch_size)
         driver = self._driver
         if self.read_only_user:
-            if self._console_driver is None:
-                self._console_driver = self._open((server.CONSOLE_USER,
-                                                   server.console_password(self.cfg)))
+            with self._console_lock:
+                if self._console_driver is None:
+                    self._console_driver = self._open(
+                        (server.CONSOLE_USER, server.console_password(self.cfg)),
+                        on_auth_error="the embedded server has no read-only console user yet (it "
+                                      "was started by an older kgrec): restart it with `kgrec "
+                                      "graph stop` and `kgrec graph start`")
             driver = self._console_driver
         return driver.session(database=self.database, default_access_mode=READ_ACCESS,
                               fetch_size=fetch_size)
@@ -168,7 +174,8 @@ class GraphStore:
         return out
 
     # --- internals ---
-    def _open(self, auth: tuple[str | None, str | None]) -> Driver:
+    def _open(self, auth: tuple[str | None, str | None],
+              on_auth_error: str = "check NEO4J_USER / NEO4J_PASSWORD") -> Driver:
         driver = GraphDatabase.driver(
             self.uri, auth=auth, resolver=self._resolver,
             max_transaction_retry_time=self.cfg.max_transaction_retry_time_s)
@@ -177,7 +184,7 @@ class GraphStore:
         except AuthError as e:
             driver.close()
             raise GraphUnavailable(f"{self.uri}: authentication failed ({e.message}); "
-                                   "check NEO4J_USER / NEO4J_PASSWORD") from None
+                                   f"{on_auth_error}") from None
         except ServiceUnavailable as e:
             driver.close()
             raise GraphUnavailable(f"cannot reach the graph at {self.uri}: {e}") from None
