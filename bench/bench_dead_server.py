@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,6 +102,7 @@ def main() -> None:
     rc_again, out_again, err_again = finish(kgrec(env, *load_args))
     again_s = time.monotonic() - t0
     finish(kgrec(env, "graph", "stop"))
+    shutil.rmtree(home, ignore_errors=True)
 
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
                             text=True).stdout.strip() or "unknown: not a git checkout"
