@@ -29,7 +29,9 @@ class GraphConfig:
     heap: str = "2g"  # KGREC_GRAPH_HEAP: JVM max heap of the embedded server
     start_timeout_s: float = 180.0
     batch_size: int = 20_000  # rows per UNWIND batch
-    max_retries: int = 5  # for transient errors outside managed transactions
+    # KGREC_GRAPH_RETRY_S: how long the driver's managed transactions retry transient errors (the
+    # one retry layer). A dead embedded server is reported at once, not retried (graph/store.py).
+    max_transaction_retry_time_s: float = 30.0
 
     @property
     def embedded(self) -> bool:
@@ -66,6 +68,8 @@ class Config:
         g.bolt_port = _int(env, "KGREC_BOLT_PORT", g.bolt_port)
         g.http_port = _int(env, "KGREC_HTTP_PORT", g.http_port)
         g.heap = env.get("KGREC_GRAPH_HEAP", g.heap)
+        g.max_transaction_retry_time_s = _float(env, "KGREC_GRAPH_RETRY_S",
+                                                g.max_transaction_retry_time_s)
         cfg.etl.quarantine_dir = Path(env.get("KGREC_QUARANTINE_DIR", cfg.etl.quarantine_dir))
         cfg.runs_dir = Path(env.get("KGREC_RUNS_DIR", cfg.runs_dir))
         if g.uri and not (g.user and g.password):
@@ -84,6 +88,19 @@ def _int(env: dict[str, str], key: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{key} must be an integer (got {raw!r})") from None
+
+
+def _float(env: dict[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ConfigError(f"{key} must be a number of seconds >= 0 (got {raw!r})")
+    return value
 
 
 def _jsonable(obj: Any) -> Any:

@@ -1,38 +1,38 @@
-"""The read-only Cypher console: check a typed query, then run it read-only, bounded.
+"""Running Cypher a person typed (the dashboard console, `kgrec cypher`): checked, bounded, stoppable.
 
-Why a check before sending: READ access mode is a routing hint on Neo4j (which enforces it on a
-single instance) but the embedded ArcadeDB server ignores it (a CREATE in a READ session is
-executed: measured), and it also ignores transaction timeouts. So the console
+1. The text is checked by `graph.cypher_guard.check_read_only` before anything is sent (write
+   clauses, administration, SHOW outside the schema, large ranges, several statements, $parameters
+   without a value are refused).
+2. The server is the second barrier: on the embedded server the statement runs as its read-only
+   user (`GraphStore.console_session`); on Neo4j, `EXPLAIN` must call it a read (query type `r`)
+   before it runs. (On the embedded server EXPLAIN is no barrier: it reports `w` for every
+   statement, and EXPLAIN of a schema statement executes it: measured on ArcadeDB 26.10.)
+3. It runs in a READ transaction with a server-side timeout (honoured by Neo4j), on a worker thread,
+   pulling at most `row_limit` + 1 records (the extra one tells that rows were cut). The embedded
+   server ignores transaction timeouts, so at the time limit the console ends its own transaction
+   on the server: every statement carries a random tag in a trailing comment, and
+   `SHOW TRANSACTIONS ... WHERE currentQuery CONTAINS $tag` + `TERMINATE TRANSACTIONS` find and
+   stop it (measured: a terminated UNWIND loop ends within 0.3 s). Nothing is ever committed.
 
-1. lexes the query the way Cypher does (string literals with escapes, `backtick` names,
-   `//` and `/* */` comments, $parameters) and refuses, before anything is sent:
-   - write clauses: CREATE with its GQL synonym INSERT, MERGE, DELETE (DETACH/NODETACH DELETE),
-     SET, REMOVE, FOREACH, LOAD CSV, CALL { ... } IN TRANSACTIONS;
-   - schema and administration commands: DROP, ALTER, RENAME, GRANT, DENY, REVOKE, START, STOP,
-     TERMINATE, ENABLE, DEALLOCATE, REALLOCATE; USE (switching databases);
-   - any procedure not on a short allow-list of read procedures (so db.create.*, dbms.*,
-     db.index.fulltext.create*, tx.setMetaData... are refused);
-   - more than one statement;
-   A keyword only counts where Cypher reads it as one: not inside strings or comments, not as
-   a `backtick` name, a $parameter, a property key (`n.set`), a label or type (`:Create`) or a
-   map key (`{set: 1}`). So a read whose string literal says 'CREATE' is allowed.
-2. runs it in a READ-mode explicit transaction with a server-side timeout (honoured by Neo4j),
-   on a worker thread that is abandoned after the same timeout (for servers that do not honour
-   it), pulling at most `row_limit` + 1 records (the extra one tells that rows were cut).
+`run_write` (only `kgrec cypher --write`, never the dashboard) runs one statement as the store's own
+user and commits it.
 
-Results are a DataFrame of display-ready values: nodes, relationships and paths become short
-Cypher-like strings.
+Results keep plain values (numbers, strings, lists, maps) as they are (`records()`, for JSON); nodes,
+relationships and paths become short Cypher-like strings; `frame` is the display table.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import secrets
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, LiteralString, cast
 
 import pandas as pd
@@ -41,77 +41,33 @@ from neo4j.graph import Node, Path, Relationship
 
 from core.errors import GraphError, QueryRejected
 from graph import queries as Q
+from graph.cypher_guard import check_read_only as _check
+from graph.cypher_guard import one_statement, tokens  # noqa: F401  (part of this module's API)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ROW_LIMIT = 1000
 DEFAULT_TIMEOUT_S = 10.0
-MAX_QUERY_CHARS = 20_000
-MAX_RUNNING = 2  # console queries running at once in this process (abandoned ones included)
-
-# keyword -> why it is refused
-WRITE_CLAUSES: dict[str, str] = {
-    "CREATE": "CREATE writes to the graph (or creates schema)",
-    "INSERT": "INSERT writes to the graph",
-    "MERGE": "MERGE writes to the graph",
-    "DELETE": "DELETE writes to the graph",
-    "SET": "SET writes to the graph",
-    "REMOVE": "REMOVE writes to the graph",
-    "FOREACH": "FOREACH only exists to write",
-    "LOAD": "LOAD CSV reads files on the server and is meant for writing",
-}
-ADMIN_COMMANDS: dict[str, str] = {
-    "DROP": "DROP changes the schema or the databases",
-    "ALTER": "ALTER is an administration command",
-    "RENAME": "RENAME is an administration command",
-    "GRANT": "GRANT is an administration command",
-    "DENY": "DENY is an administration command",
-    "REVOKE": "REVOKE is an administration command",
-    "START": "START is an administration command",
-    "STOP": "STOP is an administration command",
-    "TERMINATE": "TERMINATE is an administration command",
-    "ENABLE": "ENABLE is an administration command",
-    "DEALLOCATE": "DEALLOCATE is an administration command",
-    "REALLOCATE": "REALLOCATE is an administration command",
-    "USE": "USE switches databases; the console runs on the configured database only",
-}
-# Read-only procedures a console user may call (compared case-insensitively).
-READ_PROCEDURES: frozenset[str] = frozenset({
-    "db.labels", "db.relationshiptypes", "db.propertykeys", "db.schema.visualization",
-    "db.schema.nodetypeproperties", "db.schema.reltypeproperties", "db.info", "db.ping",
-    "db.indexes", "db.constraints", "dbms.components",
-})
-
-_LEXER = re.compile(r"""
-    (?P<ws>\s+)
-  | (?P<comment>//[^\n\r]*|/\*.*?\*/)
-  | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
-  | (?P<name>`(?:[^`]|``)*`)
-  | (?P<param>\$(?:\w+|`(?:[^`]|``)*`))
-  | (?P<number>0[xX][0-9a-fA-F]+|0[oO][0-7]+|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)
-  | (?P<word>[^\W\d]\w*)
-  | (?P<unclosed>/\*|['"`])
-  | (?P<punct>.)
-""", re.VERBOSE | re.DOTALL)
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: str  # word | name | param | string | number | punct
-    text: str
-    pos: int
-
-    @property
-    def upper(self) -> str:
-        return self.text.upper()
+MAX_RUNNING = 2  # console queries running at once in this process
+STOP_GRACE_S = 10.0  # how long a terminated statement may take to end on the server
+COUNTERS = ("nodes_created", "nodes_deleted", "relationships_created", "relationships_deleted",
+            "properties_set", "labels_added", "labels_removed", "indexes_added",
+            "indexes_removed", "constraints_added", "constraints_removed")
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
 class ConsoleResult:
-    frame: pd.DataFrame
+    columns: list[str]
+    rows: list[tuple[Any, ...]]  # plain values: JSON-able; graph elements as Cypher-like text
+    frame: pd.DataFrame  # for display (dtype object: values as given; non-scalars as text)
     truncated: bool  # more rows than the limit existed
     row_limit: int
     seconds: float
+    counters: dict[str, int] = field(default_factory=dict)  # what a write changed
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, r)) for r in self.rows]
 
 
 class QueryTimedOut(GraphError):
@@ -122,98 +78,38 @@ class QueryFailed(GraphError):
     """The server refused or failed the query (syntax error, unknown function...)."""
 
 
-# --- checking -----------------------------------------------------------------------------------
+def check_read_only(text: str, params: dict[str, Any] | None = None) -> str:
+    """The statement to send, or QueryRejected saying why not (graph/cypher_guard.py)."""
+    return _check(text, params, example=Q.CONSOLE_FIRST_QUERY)
 
-def tokens(text: str) -> list[Token]:
-    """Significant tokens of a Cypher text (whitespace and comments dropped).
 
-    Raises QueryRejected on an unterminated string, name or comment: a query whose extent we
-    cannot tell is not sent.
-    """
-    out: list[Token] = []
-    for m in _LEXER.finditer(text):
-        kind = m.lastgroup or "punct"
-        if kind in ("ws", "comment"):
+def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
+    """`name=value` pairs (`kgrec cypher --param`, the console's Parameters box, one per line;
+    blank lines and lines starting with # are skipped). A value is read as JSON when it is JSON
+    (numbers, true/false, null, lists, maps, "quoted text"), else taken as the text it is:
+    `user_id=A2V5R832QCSOMX`, `k=10`, `runs=["a","b"]`, `item_id="0042"` (a number as text)."""
+    out: dict[str, Any] = {}
+    for raw in pairs:
+        line = raw.strip()
+        if not line or line.startswith("#"):
             continue
-        if kind == "unclosed":
-            what = {"/*": "comment", "`": "`name`"}.get(m.group(), "string")
-            raise QueryRejected(f"unterminated {what} at {_where(text, m.start())}")
-        out.append(Token(kind, m.group(), m.start()))
+        name, sep, value = line.partition("=")
+        name = name.strip().removeprefix("$")
+        if not sep or not _PARAM_NAME.fullmatch(name):
+            raise QueryRejected(f"parameter {raw.strip()!r}: write it as name=value, "
+                                "e.g. user_id=A2V5R832QCSOMX or k=10")
+        out[name] = _typed(value.strip())
     return out
 
 
-def check_read_only(text: str) -> str:
-    """The statement to send (stripped, without a trailing ';'), or QueryRejected saying why."""
-    if text is None or not text.strip():
-        raise QueryRejected("the query is empty: type a Cypher query, e.g. "
-                            + Q.CONSOLE_FIRST_QUERY)
-    if len(text) > MAX_QUERY_CHARS:
-        raise QueryRejected(f"the query is {len(text):,} characters long; the console takes at "
-                            f"most {MAX_QUERY_CHARS:,}")
-    toks = tokens(text)
-    semis = [i for i, t in enumerate(toks) if t.kind == "punct" and t.text == ";"]
-    if semis and semis[0] != len(toks) - 1:
-        raise QueryRejected("one statement at a time: found ';' at "
-                            f"{_where(text, toks[semis[0]].pos)} followed by more")
-    if semis:
-        toks = toks[:-1]
-    if not toks:
-        raise QueryRejected("the query has nothing but comments")
-    for i, t in enumerate(toks):
-        if t.kind != "word" or not _is_keyword_position(toks, i):
-            continue
-        kw = t.upper
-        reason = WRITE_CLAUSES.get(kw) or ADMIN_COMMANDS.get(kw)
-        if reason:
-            raise QueryRejected(f"refused: {reason} ({kw} at {_where(text, t.pos)}); "
-                                "the console is read-only")
-        if kw == "TRANSACTIONS":
-            raise QueryRejected(f"refused: CALL {{ ... }} IN TRANSACTIONS is for batched writes, "
-                                f"SHOW/TERMINATE TRANSACTIONS administer the server (TRANSACTIONS "
-                                f"at {_where(text, t.pos)}); the console is read-only")
-        if kw == "CALL":
-            name = _procedure_name(toks, i + 1)
-            if name is not None and name.lower() not in READ_PROCEDURES:
-                raise QueryRejected(
-                    f"refused: procedure {name} (at {_where(text, t.pos)}) is not on the "
-                    "console's list of read-only procedures: "
-                    + ", ".join(sorted(READ_PROCEDURES)))
-    end = toks[-1].pos + len(toks[-1].text)
-    return text[:end].strip()
+def _typed(text: str) -> Any:
+    def no_constants(c: str) -> Any:
+        raise ValueError(c)  # NaN / Infinity stay text
 
-
-def _is_keyword_position(toks: list[Token], i: int) -> bool:
-    """False where Cypher reads a word as a name: n.word, :Word, {word: ...} (written without
-    space between the word and the '.' or ':'; with space it is treated as a keyword)."""
-    t = toks[i]
-    prev = toks[i - 1] if i > 0 else None
-    nxt = toks[i + 1] if i + 1 < len(toks) else None
-    if prev is not None and prev.kind == "punct" and prev.text in (".", ":") \
-            and prev.pos + 1 == t.pos:
-        return False
-    if nxt is not None and nxt.kind == "punct" and nxt.text == ":" \
-            and t.pos + len(t.text) == nxt.pos:
-        return False
-    return True
-
-
-def _procedure_name(toks: list[Token], j: int) -> str | None:
-    """The dotted name after CALL, or None for a subquery (CALL { or CALL ( )."""
-    parts: list[str] = []
-    while j < len(toks) and toks[j].kind in ("word", "name"):
-        t = toks[j]
-        parts.append(t.text[1:-1].replace("``", "`") if t.kind == "name" else t.text)
-        if j + 1 < len(toks) and toks[j + 1].text == ".":
-            j += 2
-        else:
-            break
-    return ".".join(parts) if parts else None
-
-
-def _where(text: str, pos: int) -> str:
-    line = text.count("\n", 0, pos) + 1
-    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
-    return f"line {line}, column {col}"
+    try:
+        return json.loads(text, parse_constant=no_constants)
+    except ValueError:
+        return text
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -226,36 +122,64 @@ def run_read_only(store, text: str, *, params: dict[str, Any] | None = None,
                   timeout_s: float = DEFAULT_TIMEOUT_S) -> ConsoleResult:
     """Check `text` and run it read-only on `store` (a GraphStore); at most `row_limit` rows.
 
-    Raises QueryRejected (refused before sending, or too many console queries running),
-    QueryTimedOut, QueryFailed (the server's own error message).
+    Raises QueryRejected (refused before sending, by the server's planner, or too many console
+    queries running), QueryTimedOut, QueryFailed (the server's own error message).
     """
-    statement = check_read_only(text)
+    params = params or {}
+    statement = check_read_only(text, params)
+    return _execute(store, statement, params, row_limit, timeout_s, write=False)
+
+
+def run_write(store, text: str, *, params: dict[str, Any] | None = None,
+              row_limit: int = DEFAULT_ROW_LIMIT,
+              timeout_s: float = DEFAULT_TIMEOUT_S) -> ConsoleResult:
+    """Run one statement that may write, as the store's own user, and commit it (`kgrec cypher
+    --write` only). Same limits and errors as `run_read_only`; `counters` says what changed."""
+    params = params or {}
+    statement, _ = one_statement(text, params, example=Q.CONSOLE_FIRST_QUERY)
+    return _execute(store, statement, params, row_limit, timeout_s, write=True)
+
+
+def _execute(store, statement: str, params: dict[str, Any], row_limit: int, timeout_s: float,
+             write: bool) -> ConsoleResult:
     if row_limit < 1:
         raise QueryRejected(f"the row limit must be at least 1 (got {row_limit})")
     if not _slots.acquire(blocking=False):
-        raise QueryRejected("other console queries are still running (one may have passed its "
-                            "time limit and is being finished by the server): try again shortly")
+        raise QueryRejected("other console queries are still running (one may be being stopped "
+                            "by the server): try again shortly")
+    tag = secrets.token_hex(8)
     t0 = time.perf_counter()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kgrec-console")
-    future = pool.submit(_run, store, statement, params or {}, row_limit, timeout_s)
+    future = pool.submit(_run, store, statement, tag, params, row_limit, timeout_s, write)
     future.add_done_callback(lambda _: _slots.release())
     pool.shutdown(wait=False)
     try:
-        rows, keys, truncated = future.result(timeout=timeout_s + 1.0)
+        keys, raw, truncated, counters = future.result(timeout=timeout_s + 1.0)
     except FutureTimeout:
-        raise QueryTimedOut(f"the query ran longer than {timeout_s:g} s and was abandoned: add a "
-                            "LIMIT, or start the pattern from one node given by its id"
-                            ) from None
-    frame = pd.DataFrame([[_display(v) for v in r] for r in rows], columns=list(keys))
-    return ConsoleResult(frame, truncated, row_limit, time.perf_counter() - t0)
+        stopped = _terminate(store, tag, write)
+        try:
+            future.result(timeout=STOP_GRACE_S if stopped else 0.01)
+        except (FutureTimeout, GraphError):
+            pass
+        how = "was stopped on the server" if future.done() else \
+            "was abandoned (the server has not stopped it yet)"
+        raise QueryTimedOut(f"the query ran longer than {timeout_s:g} s and {how}: add a LIMIT, "
+                            "or start the pattern from one node given by its id") from None
+    rows = [tuple(_plain(v) for v in r) for r in raw]
+    frame = pd.DataFrame([[_display(v) for v in r] for r in raw], columns=keys, dtype=object)
+    return ConsoleResult(keys, rows, frame, truncated, row_limit, time.perf_counter() - t0,
+                         counters)
 
 
-def _run(store, statement: str, params: dict[str, Any], row_limit: int,
-         timeout_s: float) -> tuple[list[tuple[Any, ...]], list[str], bool]:
-    # The console runs user text by design; it was checked by check_read_only above.
-    query = cast(LiteralString, statement)
+def _run(store, statement: str, tag: str, params: dict[str, Any], row_limit: int,
+         timeout_s: float, write: bool) -> tuple[list[str], list[tuple[Any, ...]], bool, dict]:
+    # User text by design: checked above (check_read_only / one_statement). The trailing comment
+    # is the tag that finds this statement's transaction on the server at the time limit.
+    query = cast(LiteralString, f"{statement}\n/* kgrec-console {tag} */")
     try:
-        with store.read_session(fetch_size=min(row_limit + 1, 1000)) as session:
+        with store.console_session(fetch_size=min(row_limit + 1, 1000), write=write) as session:
+            if not write and not store.read_only_user:
+                _require_read(session, query, params)
             tx = session.begin_transaction(timeout=timeout_s)
             try:
                 result = tx.run(query, params)
@@ -267,8 +191,14 @@ def _run(store, statement: str, params: dict[str, Any], row_limit: int,
                         truncated = True
                         break
                     rows.append(tuple(record.values()))
+                counters: dict[str, int] = {}
+                if write:
+                    summary = result.consume()
+                    counters = {k: getattr(summary.counters, k) for k in COUNTERS
+                                if getattr(summary.counters, k, 0)}
+                    tx.commit()
             finally:
-                tx.close()  # rolls back: nothing is ever committed
+                tx.close()  # rolls back whatever was not committed
     except Neo4jError as e:
         code = (e.code or "").lower()
         if "timedout" in code or "timeout" in code or code.endswith(".terminated"):
@@ -277,13 +207,50 @@ def _run(store, statement: str, params: dict[str, Any], row_limit: int,
         raise QueryFailed(f"the graph refused the query: {e.message or e}") from None
     except DriverError as e:
         raise QueryFailed(f"the connection to the graph failed: {e}") from None
-    return rows, keys, truncated
+    return keys, rows, truncated, counters
 
 
-# --- display ------------------------------------------------------------------------------------
+def _require_read(session, query: LiteralString, params: dict[str, Any]) -> None:
+    """Neo4j's planner is the second barrier there: EXPLAIN (which does not run the statement on
+    Neo4j) must classify it as a read (`r`; `w`, `rw` and `s` are refused)."""
+    kind = session.run(cast(LiteralString, "EXPLAIN " + query), params).consume().query_type
+    if kind != "r":
+        raise QueryRejected(f"refused: the server's planner classifies the statement as "
+                            f"{kind!r} (not a read, 'r'); the console is read-only")
+
+
+def _terminate(store, tag: str, write: bool) -> bool:
+    """End the console's own transaction that carries `tag` on the server; True if one was
+    terminated."""
+    try:
+        with store.console_session(write=write) as session:
+            ids = [r["transactionId"] for r in session.run(Q.CONSOLE_TRANSACTIONS, tag=tag)]
+            if not ids:
+                return False
+            answers = session.run(Q.TERMINATE_TRANSACTIONS, ids=ids).data()
+    except (Neo4jError, DriverError, GraphError) as e:
+        log.warning("could not stop a timed-out console query on the server: %s", e)
+        return False
+    return any(a.get("message") == "Transaction terminated." for a in answers)
+
+
+# --- values -------------------------------------------------------------------------------------
+
+def _plain(v: Any) -> Any:
+    """JSON-able: plain values as they are (inside lists and maps too), graph elements as text."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (Node, Relationship, Path)):
+        return _text(v)
+    return str(v)  # temporal (ISO-8601) and spatial values
+
 
 def _display(v: Any) -> Any:
-    """Plain values stay as they are; everything else becomes Cypher-like text."""
+    """Scalars stay as they are; everything else becomes Cypher-like text."""
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
     return _text(v)

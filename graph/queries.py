@@ -400,6 +400,12 @@ ITEM_POPULARITY: dict[str, LiteralString] = {
 
 # the console's hint when the query box is empty
 CONSOLE_FIRST_QUERY: LiteralString = "MATCH (u:User) RETURN u.id LIMIT 10"
+# The console's own running statement, found by the random tag it ends with (a comment), and its
+# termination at the time limit (the embedded server ignores transaction timeouts).
+CONSOLE_TRANSACTIONS: LiteralString = (
+    "SHOW TRANSACTIONS YIELD transactionId, currentQuery "
+    "WHERE currentQuery CONTAINS $tag RETURN transactionId")
+TERMINATE_TRANSACTIONS: LiteralString = "TERMINATE TRANSACTIONS $ids"
 CONSOLE_EXAMPLES: dict[str, LiteralString] = {
     "A user's recommendations": (
         "MATCH (u:User)-[r:RECOMMENDED]->(i:Item)\n"

@@ -5,12 +5,22 @@ inside a Python process that also ran other code, so the server gets a process o
 stopped by a signal. Why a ready file and not the port: Bolt accepts connections before the
 database exists (early clients get DatabaseNotFound), so clients wait for the server's own signal.
 
-Layout of `<home>/graph/`:
-    password      generated on first start, mode 0600; the Bolt user is `root`
-    server.json   {pid, bolt_port, http_port, database, state} written atomically when ready
-    server.lock   serialises concurrent `start` calls (two CLIs, dashboard + CLI, tests)
-    server.log    the server process's output
-    databases/    ArcadeDB's files
+Layout of `<home>/graph/` (the folder and everything in it readable by the owner only):
+    password          root's password, generated on first start (mode 0600)
+    console_password  the read-only console user's password (mode 0600)
+    server.json       {pid, bolt_port, http_port, database, state} written atomically when ready
+    server.lock       serialises concurrent `start` calls (two CLIs, dashboard + CLI, tests)
+    server.log        the server process's output
+    databases/        ArcadeDB's files (the server process runs with umask 077)
+
+Two users: `root` (the product: loads, exports, write-back) and `kgrec_console`, whose group may
+only read records on the database: user-written Cypher (the dashboard console, `kgrec cypher`)
+runs as that user, so the server itself refuses writes, schema and security commands from it
+(measured on ArcadeDB 26.10: CREATE/SET/DELETE, CREATE INDEX/CONSTRAINT, CREATE USER, SHOW USERS
+are all refused with Neo.ClientError.Security.Forbidden).
+
+A server that died without `kgrec graph stop` (killed, crashed, machine restarted) leaves its
+server.json behind: the next `start` says so (a warning naming the log) and starts a new one.
 
 Run as `python -m graph.server --home DIR ...` only through `start()`.
 """
@@ -18,7 +28,6 @@ Run as `python -m graph.server --home DIR ...` only through `start()`.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import logging
 import os
@@ -29,18 +38,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.config import GraphConfig
 from core.errors import GraphUnavailable
-from core.io import private_dir
+from core.io import PRIVATE_DIR, PRIVATE_FILE, atomic_write_json, file_lock, private_dir, secret_file
 
 log = logging.getLogger(__name__)
 
 USER = "root"
+CONSOLE_USER = "kgrec_console"
+CONSOLE_GROUP = "kgrec_reader"
+# The most elements one range() may produce on the embedded server (arcadedb.queryMaxRangeSize;
+# the product never calls range()): a server-side bound beside the console's own check.
+MAX_RANGE_SIZE = 100_000
 
 
 @dataclass(frozen=True)
@@ -61,48 +73,68 @@ def graph_dir(cfg: GraphConfig) -> Path:
 
 
 def password(cfg: GraphConfig) -> str:
-    """The server's root password, generated on first use and stored with mode 0600."""
-    path = graph_dir(cfg) / "password"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(24))
-    return path.read_text().strip()
+    """root's password, generated on first use and stored with mode 0600."""
+    return secret_file(graph_dir(cfg) / "password", _new_password)
+
+
+def console_password(cfg: GraphConfig) -> str:
+    """The read-only console user's password, generated on first use (mode 0600)."""
+    return secret_file(graph_dir(cfg) / "console_password", _new_password)
 
 
 def status(cfg: GraphConfig) -> ServerInfo | None:
     """The running server, or None. A pid file whose process is gone (or is not ours) is stale."""
-    state = graph_dir(cfg) / "server.json"
-    try:
-        info = json.loads(state.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    info = _recorded(cfg)
+    if info is None or not is_alive(cfg, info):
         return None
-    if info.get("state") != "ready" or not _is_our_server(int(info["pid"])):
-        return None
-    return ServerInfo(int(info["pid"]), int(info["bolt_port"]), int(info["http_port"]),
-                      info["database"], info["host"])
+    return info
+
+
+def crashed(cfg: GraphConfig) -> ServerInfo | None:
+    """The server this home started that is gone without `kgrec graph stop`, or None."""
+    info = _recorded(cfg)
+    return info if info is not None and not is_alive(cfg, info) else None
+
+
+def is_alive(cfg: GraphConfig, info: ServerInfo) -> bool:
+    """Is the server process `info` describes still running (and still this home's server)?"""
+    return _is_our_server(info.pid, Path(cfg.home).resolve())
+
+
+def died_message(cfg: GraphConfig, info: ServerInfo) -> str:
+    """What to tell a user whose command lost the embedded server under it."""
+    return (f"the embedded graph server (pid {info.pid}) has stopped: it was killed or crashed "
+            f"(see {graph_dir(cfg) / 'server.log'}). Start it again with `kgrec graph start` and "
+            "re-run the command; an interrupted `kgrec etl load` resumes where it stopped")
 
 
 def start(cfg: GraphConfig) -> ServerInfo:
     """Start the embedded server if it is not running (a second start is a no-op)."""
-    gdir = private_dir(graph_dir(cfg))  # the home and its databases: owner only
-    with _lock(gdir / "server.lock"):
+    gdir = _private_graph_dir(cfg)
+    with file_lock(gdir / "server.lock"):
         running = status(cfg)
         if running:
             return running
-        (gdir / "server.json").unlink(missing_ok=True)  # stale
+        dead = crashed(cfg)
+        if dead is not None:
+            log.warning("the embedded graph server (pid %d) had stopped without `kgrec graph "
+                        "stop` (killed, crashed, or the machine restarted; see %s): starting it "
+                        "again", dead.pid, gdir / "server.log")
+        (gdir / "server.json").unlink(missing_ok=True)
         password(cfg)
+        console_password(cfg)
         bolt = cfg.bolt_port or free_port(cfg.host)
         http = cfg.http_port or free_port(cfg.host, exclude=bolt)
         cmd = [sys.executable, "-m", "graph.server", "--home", str(Path(cfg.home).resolve()),
                "--host", cfg.host, "--bolt-port", str(bolt), "--http-port", str(http),
                "--database", cfg.database_name, "--heap", cfg.heap]
-        logf = open(gdir / "server.log", "ab")
+        logfd = os.open(gdir / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
         env = dict(os.environ, PYTHONPATH=_repo_root() + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        proc = subprocess.Popen(cmd, cwd=gdir, stdout=logf, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
-        logf.close()
+        try:
+            proc = subprocess.Popen(cmd, cwd=gdir, stdout=logfd, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+        finally:
+            os.close(logfd)
         deadline = time.monotonic() + cfg.start_timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -142,14 +174,31 @@ def _repo_root() -> str:
     return str(Path(__file__).resolve().parent.parent)
 
 
-@contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def _new_password() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _private_graph_dir(cfg: GraphConfig) -> Path:
+    """`<home>/graph` and its databases readable by the owner only (tightened if an older
+    version created them open)."""
+    home = private_dir(Path(cfg.home).resolve())
+    gdir = private_dir(home / "graph")
+    for d in (gdir, private_dir(gdir / "databases")):
+        if d.stat().st_uid == os.getuid():
+            os.chmod(d, PRIVATE_DIR)
+    return gdir
+
+
+def _recorded(cfg: GraphConfig) -> ServerInfo | None:
+    """What server.json says is running (whether or not it still is)."""
+    try:
+        info = json.loads((graph_dir(cfg) / "server.json").read_text())
+        if info.get("state") != "ready":
+            return None
+        return ServerInfo(int(info["pid"]), int(info["bolt_port"]), int(info["http_port"]),
+                          info["database"], info["host"])
+    except (FileNotFoundError, json.JSONDecodeError, KeyError, ValueError):
+        return None
 
 
 def free_port(host: str = "127.0.0.1", exclude: int = 0) -> int:
@@ -177,13 +226,15 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _is_our_server(pid: int) -> bool:
+def _is_our_server(pid: int, home: Path) -> bool:
+    """Alive, and the `graph.server` process of this home (a reused pid is not)."""
     if not _alive(pid):
         return False
     try:
-        return b"graph.server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc: trust the pid
+    return b"graph.server" in args and os.fsencode(str(home)) in args
 
 
 def _tail(path: Path, n: int = 15) -> str:
@@ -193,15 +244,10 @@ def _tail(path: Path, n: int = 15) -> str:
         return "(no log)"
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
-
-
 # --- the server process ----------------------------------------------------------------------
 
 def _serve(args: argparse.Namespace) -> None:
+    os.umask(0o077)  # everything ArcadeDB writes (databases, config, logs) is the owner's only
     home = Path(args.home)
     gdir = home / "graph"
     stop_event = threading.Event()
@@ -212,7 +258,8 @@ def _serve(args: argparse.Namespace) -> None:
     import arcadedb_embedded as arcade
     from arcadedb_embedded.jvm import start_jvm
 
-    start_jvm(heap_size=args.heap, jvm_args="-Xrs")
+    start_jvm(heap_size=args.heap,
+              jvm_args=f"-Xrs -Darcadedb.queryMaxRangeSize={MAX_RANGE_SIZE}")
     pw = (gdir / "password").read_text().strip()
     server = arcade.create_server(str(gdir / "databases"), root_password=pw, config={
         "host": args.host,
@@ -222,9 +269,10 @@ def _serve(args: argparse.Namespace) -> None:
     })
     server.start()
     server.create_database(args.database)  # opens it if it exists
-    _write_json_atomic(gdir / "server.json", {
+    _ensure_console_user(server, args.database, (gdir / "console_password").read_text().strip())
+    atomic_write_json(gdir / "server.json", {
         "pid": os.getpid(), "bolt_port": args.bolt_port, "http_port": args.http_port,
-        "database": args.database, "host": args.host, "state": "ready"})
+        "database": args.database, "host": args.host, "state": "ready"}, mode=PRIVATE_FILE)
     print(f"ready: bolt://{args.host}:{args.bolt_port} database {args.database}", flush=True)
     while not stop_event.wait(0.5):
         pass
@@ -235,6 +283,24 @@ def _serve(args: argparse.Namespace) -> None:
         (gdir / "server.json").unlink(missing_ok=True)
         print("stopped", flush=True)
         os._exit(0)
+
+
+def _ensure_console_user(server, database: str, console_pw: str) -> None:
+    """The read-only user of user-written Cypher: a group that may read records of every type of
+    `database` and nothing else (no create/update/delete, no schema, no security), recreated on
+    every start so its password and rights are always the current ones."""
+    import jpype
+
+    json_object = jpype.JClass("com.arcadedb.serializer.json.JSONObject")
+    security = server._java_server.getSecurity()
+    security.saveGroup(database, CONSOLE_GROUP, json_object(json.dumps({
+        "resultSetLimit": -1, "readTimeout": -1, "access": [],
+        "types": {"*": {"access": ["readRecord"]}}})))
+    if security.existsUser(CONSOLE_USER):
+        security.dropUser(CONSOLE_USER)
+    security.createUser(json_object(json.dumps({
+        "name": CONSOLE_USER, "password": str(security.encodePassword(console_pw)),
+        "databases": {database: [CONSOLE_GROUP]}})))
 
 
 def main() -> None:

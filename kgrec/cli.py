@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from kgrec.commands import (
+    cypher_cmd,
     dashboard_cmd,
     demo_cmd,
     etl_cmd,
@@ -27,6 +28,7 @@ app.command("recommend")(recommend_cmd.recommend)
 app.command("explain")(recommend_cmd.explain)
 app.command("search-eval")(search_cmd.search_eval)
 app.command("dashboard")(dashboard_cmd.dashboard)
+app.command("cypher")(cypher_cmd.cypher)
 
 
 def main() -> None:

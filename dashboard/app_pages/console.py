@@ -9,9 +9,11 @@ from graph.queries import CONSOLE_EXAMPLES as EXAMPLES
 
 st.title("Cypher console")
 st.caption("Read-only. Write clauses (CREATE, MERGE, DELETE, SET, REMOVE, DROP, LOAD CSV, "
-           "FOREACH, CALL … IN TRANSACTIONS), administration commands and write procedures are "
-           "refused before anything is sent; queries run in READ mode with a row limit and a "
-           "time limit.")
+           "FOREACH, CALL … IN TRANSACTIONS), administration commands (SHOW other than indexes, "
+           "constraints, functions and procedures), write procedures and large range() calls are "
+           "refused before anything is sent; queries run as a read-only user with a row limit, "
+           "and are stopped on the server at the time limit. The recipes of docs/cypher.md run "
+           "here: give their $parameters in Parameters.")
 
 try:
     store = data.store()
@@ -35,7 +37,12 @@ st.selectbox("Examples", list(EXAMPLES), index=None, key="console_example",
 
 with st.form("console_form", border=False):
     text = st.text_area("Cypher", key="cypher", height=160,
-                        help="One read-only statement. $parameters are not supported here.")
+                        help="One read-only statement; values as $parameters.")
+    params_text = st.text_area(
+        "Parameters", key="console_params", height=80, placeholder="user_id=A2V5R832QCSOMX\nk=10",
+        help="One name=value per line for the statement's $parameters. JSON values are typed "
+             '(k=10, flag=true, ids=["a","b"], id="0042" for a number as text); anything else '
+             "is text.")
     c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
     row_limit = c1.number_input("Row limit", min_value=1, max_value=10_000,
                                 value=console.DEFAULT_ROW_LIMIT, step=100)
@@ -46,11 +53,16 @@ with st.form("console_form", border=False):
 if submitted:
     try:
         st.session_state["console_result"] = console.run_read_only(
-            store, text, row_limit=int(row_limit), timeout_s=float(timeout_s))
+            store, text, params=console.parse_params((params_text or "").splitlines()),
+            row_limit=int(row_limit), timeout_s=float(timeout_s))
         st.session_state["console_error"] = None
     except QueryRejected as e:
         st.session_state["console_result"] = None
         st.session_state["console_error"] = ("refused", str(e))
+    except GraphUnavailable as e:  # e.g. the embedded server died: the next run reconnects
+        data.reset_store()
+        st.session_state["console_result"] = None
+        st.session_state["console_error"] = ("failed", str(e))
     except GraphError as e:
         st.session_state["console_result"] = None
         st.session_state["console_error"] = ("failed", str(e))
@@ -71,4 +83,4 @@ elif res is not None:
     if res.frame.columns.empty:
         st.info("The query returned no columns.")
     else:
-        st.dataframe(res.frame, width="stretch", hide_index=True)
+        st.dataframe(res.frame.convert_dtypes(), width="stretch", hide_index=True)

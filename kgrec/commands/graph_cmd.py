@@ -43,7 +43,12 @@ def status() -> None:
         return
     info = server.status(cfg.graph)
     if info is None:
-        console.print("embedded graph server: not running (start it with `kgrec graph start`)")
+        dead = server.crashed(cfg.graph)
+        why = "" if dead is None else (
+            f"; it (pid {dead.pid}) stopped without `kgrec graph stop`: killed or crashed, see "
+            f"{server.graph_dir(cfg.graph) / 'server.log'}")
+        console.print(f"embedded graph server: not running{why} (start it with `kgrec graph "
+                      "start`)", highlight=False)
         raise typer.Exit(3)
     console.print(f"embedded graph server: running at {info.uri}, database {info.database}, "
                   f"pid {info.pid}, data in {server.graph_dir(cfg.graph)}")

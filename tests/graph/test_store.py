@@ -1,9 +1,12 @@
-"""GraphStore against the real embedded server: schema, batched writes, streaming, counts."""
+"""GraphStore against the real embedded server: schema, batched writes, streaming, counts, errors.
+(A dead server: tests/graph/test_dead_server.py.)"""
+
+import logging
+from typing import LiteralString, cast
 
 import pytest
-from neo4j.exceptions import ServiceUnavailable
 
-from core.errors import GraphUnavailable
+from core.errors import ConfigError
 from graph import queries as Q
 
 
@@ -35,31 +38,27 @@ def test_values_are_parameters_not_text(empty_store):
     assert ids == {evil, "ok"}
 
 
-def test_retry_gives_up_with_a_clear_error(store, monkeypatch):
-    calls = []
-
-    def flaky(*a, **k):
-        calls.append(1)
-        raise ServiceUnavailable("connection refused")
-
-    monkeypatch.setattr(store, "_run", flaky)
-    monkeypatch.setattr(store.cfg, "max_retries", 2)
-    monkeypatch.setattr("graph.store.time.sleep", lambda s: None)
-    with pytest.raises(GraphUnavailable, match="kept failing"):
-        store.read(Q.PING)
-    assert len(calls) == 3
+def test_reads_return_records_and_frames(empty_store):
+    empty_store.ensure_schema()
+    empty_store.write(Q.MERGE_USERS, rows=[{"id": "b"}, {"id": "a"}])
+    assert empty_store.read(Q.PING, timeout_s=5) == [{"ok": 1}]
+    frame = empty_store.read_df(Q.NODE_IDS["User"])
+    assert sorted(frame["id"]) == ["a", "b"] and list(frame.columns) == ["id"]
 
 
-def test_retry_recovers_from_a_transient_error(store, monkeypatch):
-    real = store._run
-    calls = []
+def test_a_query_error_is_raised_at_once_not_retried(store, caplog):
+    """Only transient errors are retried (by the driver); a bad query is a bug, raised as is."""
+    from neo4j.exceptions import ClientError
 
-    def once_flaky(*a, **k):
-        calls.append(1)
-        if len(calls) == 1:
-            raise ServiceUnavailable("blip")
-        return real(*a, **k)
+    with caplog.at_level(logging.WARNING, logger="neo4j"), pytest.raises(ClientError):
+        store.read(cast(LiteralString, "MATCH (n:User RETURN n"))
+    assert not [r for r in caplog.records if "will be retried" in r.getMessage()]
 
-    monkeypatch.setattr(store, "_run", once_flaky)
-    monkeypatch.setattr("graph.store.time.sleep", lambda s: None)
-    assert store.read(Q.PING) == [{"ok": 1}]
+
+def test_the_retry_time_comes_from_the_config(tmp_path):
+    from core.config import Config
+
+    cfg = Config.from_env({"KGREC_HOME": str(tmp_path), "KGREC_GRAPH_RETRY_S": "7.5"})
+    assert cfg.graph.max_transaction_retry_time_s == 7.5
+    with pytest.raises(ConfigError, match="KGREC_GRAPH_RETRY_S"):
+        Config.from_env({"KGREC_GRAPH_RETRY_S": "soon"})

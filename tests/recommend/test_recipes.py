@@ -1,10 +1,12 @@
 """Every Cypher recipe of docs/cypher.md runs on the embedded server against the loaded slice with
 recommendations of two real runs written, and returns what pandas computes from the fixture
-files and the runs' Parquet output (not merely "no error")."""
+files and the runs' Parquet output (not merely "no error"): through the driver, through the
+console's code path (graph/console.py, as the dashboard runs it) and through `kgrec cypher`."""
 
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -12,9 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from graph import console
 from graph.cypherlint import recipes_from_markdown
 
-from .conftest import HGT_RUN, MF_RUN, SLICE
+from .conftest import HGT_RUN, MF_RUN, SLICE, kgrec
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cypher.md"
 K = 5
@@ -229,12 +232,21 @@ def test_every_recipe_has_a_check_and_there_are_at_least_eight():
         assert not re.search(r"\bid\(|elementId\(", text), f"{name}: uses id()/elementId()"
 
 
+@pytest.mark.parametrize("way", ["driver", "console", "cli"])
 @pytest.mark.parametrize("name", list(CHECKS))
-def test_recipe(world, name):
+def test_recipe(world, name, way, cli_env):
     recipes = recipes_from_markdown(DOC)
     text = recipes[name]
     wanted = set(re.findall(r"\$(\w+)", text))
     params = {k: v for k, v in world["params"].items() if k in wanted}
     assert wanted == set(params), f"no test value for {wanted - set(params)}"
-    rows = world["store"].read(text, **params)
+    if way == "driver":
+        rows = world["store"].read(text, **params)
+    elif way == "console":
+        rows = console.run_read_only(world["store"], text, params=params, timeout_s=300).records()
+    else:  # values JSON-quoted, so an all-digit id stays text
+        args = [a for k, v in params.items() for a in ("--param", f"{k}={json.dumps(v)}")]
+        proc = kgrec(cli_env, "cypher", *args, "--format", "json", "--timeout", "300", text)
+        assert proc.returncode == 0, proc.stderr
+        rows = json.loads(proc.stdout)
     CHECKS[name](world, rows)
