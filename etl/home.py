@@ -72,6 +72,14 @@ class EtlHome:
         with file_lock(self.etl_dir / "load.lock", on_wait=on_wait):
             yield
 
+    def forget_loads(self) -> None:
+        """Drop the event store and the load checkpoints (after the graph was emptied: a later
+        load must not add old events back). The salt stays: pseudonyms remain stable."""
+        self.events.unlink(missing_ok=True)
+        if self.etl_dir.is_dir():
+            for f in self.etl_dir.glob("*.json"):
+                f.unlink(missing_ok=True)
+
     def salt(self) -> bytes:
         """The home's salt, created on first use (32 random bytes, file mode 0600)."""
         return bytes.fromhex(secret_file(self.salt_file, lambda: secrets.token_hex(32)))

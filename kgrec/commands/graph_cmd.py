@@ -65,14 +65,20 @@ def counts() -> None:
 @app.command()
 @friendly_errors
 def reset(yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")) -> None:
-    """Delete every node and relationship of the graph."""
+    """Delete every node and relationship of the graph, and the events loaded beside it."""
     if not yes:
         typer.confirm("Delete everything in the graph?", abort=True)
+    from etl.home import EtlHome
     from graph.maintenance import delete_all
 
-    with open_store(config()) as store:
-        n = delete_all(store)
-    console.print(f"deleted {n:,} nodes.")
+    cfg = config()
+    home = EtlHome(cfg.graph.home)
+    # under the load lock: a load running now finishes first, none starts halfway through
+    with home.lock(on_wait=lambda: console.print("waiting for a load of this home to finish…")):
+        with open_store(cfg) as store:
+            n = delete_all(store)
+        home.forget_loads()
+    console.print(f"deleted {n:,} nodes and the event store ({home.events}).")
 
 
 def counts_table(counts: dict[str, int], title: str = "graph") -> Table:
