@@ -128,15 +128,18 @@ class TrainConfig:
 
     # --- construction and persistence
     @classmethod
-    def for_model(cls, model: str, **overrides: Any) -> TrainConfig:
-        """The tuned defaults of `model`, then `overrides` (None values are ignored; an unknown
-        key is a ConfigError)."""
+    def for_model(cls, model: str, settings: dict[str, Any] | None = None,
+                  **overrides: Any) -> TrainConfig:
+        """The tuned defaults of `model`, then `overrides` (options: None means "not given"),
+        then `settings` (from `parse_settings`: None there means None, e.g. no time limit).
+        An unknown key is a ConfigError."""
         if model not in MODELS:
             raise ConfigError(f"'model' must be one of {', '.join(MODELS)} (got {model!r})")
-        for key in overrides:
+        for key in (*overrides, *(settings or {})):
             check_key(key)
         values = {**MODEL_DEFAULTS.get(model, {}),
-                  **{k: v for k, v in overrides.items() if v is not None}, "model": model}
+                  **{k: v for k, v in overrides.items() if v is not None}, **(settings or {}),
+                  "model": model}
         return cls.from_dict(values)
 
     @classmethod

@@ -135,7 +135,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     flags = dict(epochs=a.epochs, dim=a.dim, lr=a.lr, batch_size=a.batch_size, loss=a.loss,
                  device=a.device, seed=a.seed)
-    return TrainConfig.for_model(a.model, **{**flags, **parse_settings(a.set)})  # --set wins
+    return TrainConfig.for_model(a.model, parse_settings(a.set), **flags)  # --set wins
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,9 +83,8 @@ def train(
         raise ConfigError(f"--model must be one of {', '.join(MODELS)} (got {model!r})")
     cfg = config()
     rd = RunDir.named(cfg.runs_dir, run)
-    tc = TrainConfig.for_model(model, **{**dict(epochs=epochs, dim=dim, lr=lr, loss=loss,
-                                                device=device, seed=seed),
-                                         **parse_settings(settings)})
+    tc = TrainConfig.for_model(model, parse_settings(settings), epochs=epochs, dim=dim, lr=lr,
+                               loss=loss, device=device, seed=seed)  # --set wins
     rd.check_can_train(model, resume, overwrite)
     with rd.lock("training"):
         if overwrite:

@@ -151,7 +151,8 @@ def test_settings_and_bad_values_are_one_clear_line(snapshot, cli, cfg):
     line = one_error_line(cli("train", "--run", "a", "--set", "epochs=abc", *snap))
     assert "'epochs' must be an integer" in line
     assert not (Path(cfg.runs_dir) / "a").exists()
-    r = cli("train", "--model", "mf", "--run", "s", *snap, *FAST,
+    # hgt has a time budget by default: null lifts it
+    r = cli("train", "--model", "hgt", "--run", "s", *snap, *FAST,
             "--set", "cold_item_fraction=0", "--set", "max_minutes=null")
     assert r.code == 0, r.stderr
     saved = json.loads((Path(cfg.runs_dir) / "s" / "config.json").read_text())
