@@ -9,14 +9,15 @@ import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import torch
-from gnn_fixtures import REPO, fast_config
+from gnn_fixtures import REPO, checkerboard, fast_config
 
 from gnn.data import make_split
 from gnn.models import create
 from gnn.rundir import RunDir
-from gnn.snapshot import GraphSnapshot
+from gnn.snapshot import GraphSnapshot, build_snapshot
 from gnn.train import evaluate_run, train_run
 from gnn.trainer import Trainer
 
@@ -69,6 +70,38 @@ def test_resume_continues_exactly(slice_snapshot, tmp_path):
         assert resumed[key] == full[key], key
     history = json.loads((tmp_path / "part" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+
+
+def no_kg_snapshots() -> dict[str, GraphSnapshot]:
+    """The checkerboard's purchases without any knowledge graph: once with the KG node types
+    present but empty (no Category, no Brand, empty item-item frames), once with the types
+    absent altogether."""
+    board = checkerboard()
+    st = board.data["user", "reviewed", "item"]
+    ids = {t: list(board.ids[t]) for t in ("user", "item")}
+    inter = pd.DataFrame({"src": board.ids["user"][st.edge_index[0].numpy()],
+                          "dst": board.ids["item"][st.edge_index[1].numpy()], "count": 1,
+                          "first_ts": st.first_ts.numpy(), "last_ts": st.last_ts.numpy(),
+                          "split": pd.Series(st.split.numpy()).map({1: "train", 2: "test"})})
+    empty = pd.DataFrame(columns=["src", "dst"])
+    return {"empty types": build_snapshot({**ids, "category": [], "brand": []},
+                                          {"REVIEWED": inter, "IN_CATEGORY": empty,
+                                           "HAS_BRAND": empty, "ALSO_BOUGHT": empty}),
+            "no types": build_snapshot(ids, {"PURCHASED": inter})}
+
+
+@pytest.mark.parametrize("model", ["pop", "itemknn", "mf", "lightgcn", "hgt"])
+def test_every_model_trains_without_a_knowledge_graph(model, tmp_path):
+    """Issue 9: any node or relation type may be absent (here: the whole KG)."""
+    for name, snap in no_kg_snapshots().items():
+        assert not [et for et in snap.data.edge_types if "user" not in (et[0], et[2])]
+        cfg = fast_config(model, epochs=2, batch_size=32, kg_links=model in ("mf", "hgt"))
+        m = train_run(snap, cfg, tmp_path / name.replace(" ", "-"))
+        assert 0 <= m["ndcg@10"] <= 1 and m["test_users"] > 0, name
+        assert "cold_item_recall@20_baseline" in m  # the category baseline, without categories
+        loaded = RunDir(tmp_path / name.replace(" ", "-")).load_model()
+        items, _ = loaded.recommend(torch.arange(4), k=3, source=snap)
+        assert (items >= 0).all()
 
 
 @pytest.fixture(scope="module")
