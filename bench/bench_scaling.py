@@ -10,7 +10,9 @@ number of optimizer steps (the first is a warm-up and not timed), then one valid
 Per size it reports seconds per step, steps per epoch, seconds per epoch (steps x seconds per
 step, and the validation of every validation user extrapolated from the chunk), the setup time,
 and the process's peak RSS; and per model the growth exponent b of cost ~ E^b (least squares
-on log-log).
+on log-log). Seconds are the process's CPU seconds (one thread: the wall time on an idle core;
+unlike wall time, not inflated by other work on a shared machine); wall times are kept beside
+them.
 
     OMP_NUM_THREADS=1 python bench/bench_scaling.py [--sizes 200000 1000000 4000000]
         [--models lightgcn hgt] [--steps 4] [--out bench/results]
@@ -122,9 +124,11 @@ def worker(snapshot_dir: Path, model_name: str, steps: int, eval_users: int) -> 
     split = make_split(snap, cfg)
     split_seconds = time.perf_counter() - t0
     stamps: list[float] = []
+    cpu_stamps: list[float] = []
 
     def on_step(step: str, done: int, total: int) -> None:
         stamps.append(time.perf_counter())
+        cpu_stamps.append(time.process_time())
         if len(stamps) > steps:
             raise _Enough
 
@@ -137,6 +141,7 @@ def worker(snapshot_dir: Path, model_name: str, steps: int, eval_users: int) -> 
     rss_train = peak_rss_mb()
     step_times = np.diff(stamps)  # the first step (warm-up, from `start`) is left out
     per_step = float(np.median(step_times))
+    cpu_per_step = float(np.median(np.diff(cpu_stamps)))
     setup = stamps[0] - start - per_step  # building the inputs (adjacency, KG blocks)
     n_steps = len(epoch_batches(split.train.size(1), cfg.batch_size, cfg.seed, 0))
 
@@ -145,23 +150,28 @@ def worker(snapshot_dir: Path, model_name: str, steps: int, eval_users: int) -> 
     val_users = split.val[0].unique()
     chunk = val_users[torch.randperm(len(val_users))[:eval_users]]
     keep = torch.isin(split.val[0], chunk)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     evaluate(model, split.train_graph, split.val[:, keep], split.warm_items, (20,),
              cfg.eval_batch)
-    eval_seconds = time.perf_counter() - t1
-    eval_all = eval_seconds * len(val_users) / max(len(chunk), 1)
+    eval_seconds, eval_cpu = time.perf_counter() - t1, time.process_time() - c1
+    share = len(val_users) / max(len(chunk), 1)
     return {"model": model_name, "threads": torch.get_num_threads(),
             "train_edges": int(split.train.size(1)), "batch_size": cfg.batch_size,
             "split_seconds": round(split_seconds, 2),
             "setup_seconds": round(setup, 2),  # inputs: adjacency, KG blocks, first forward
-            "seconds_per_step": round(per_step, 3),
-            "step_seconds": [round(float(x), 3) for x in step_times],
+            # CPU seconds: this process's CPU time (with 1 thread, the wall time it would take
+            # on an idle core; robust to other load on a shared machine); wall: as measured
+            "seconds_per_step": round(cpu_per_step, 3),
+            "wall_seconds_per_step": round(per_step, 3),
+            "wall_step_seconds": [round(float(x), 3) for x in step_times],
             "steps_per_epoch": n_steps,
-            "train_seconds_per_epoch": round(per_step * n_steps, 1),
+            "train_seconds_per_epoch": round(cpu_per_step * n_steps, 1),
             "val_users": int(len(val_users)), "eval_chunk_users": int(len(chunk)),
-            "eval_chunk_seconds": round(eval_seconds, 2),
-            "eval_seconds_per_epoch": round(eval_all, 1),
-            "seconds_per_epoch": round(per_step * n_steps + eval_all, 1),
+            "eval_chunk_seconds": round(eval_cpu, 2),
+            "eval_chunk_wall_seconds": round(eval_seconds, 2),
+            "eval_seconds_per_epoch": round(eval_cpu * share, 1),
+            "seconds_per_epoch": round(cpu_per_step * n_steps + eval_cpu * share, 1),
+            "wall_seconds_per_epoch": round(per_step * n_steps + eval_seconds * share, 1),
             "peak_rss_mb_training": round(rss_train, 1),
             "peak_rss_mb": round(peak_rss_mb(), 1)}
 

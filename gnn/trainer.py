@@ -163,6 +163,7 @@ class Trainer:
             neg_gen = torch.Generator().manual_seed(cfg.seed * 10_007 + epoch * 101 + rank)
             net.train()
             total, sums = 0.0, {}
+            wall, cpu = time.perf_counter(), time.process_time()
             for idx in batches:
                 u, i = pos[0, idx], pos[1, idx]
                 if cfg.loss == "softmax":
@@ -185,6 +186,7 @@ class Trainer:
                 if self.on_step and rank == 0:
                     self.on_step(f"epoch {epoch + 1}/{cfg.epochs}", 1, len(batches))
             model.invalidate()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             steps = len(batches)
             loss_avg = _mean_over_ranks(total / max(steps, 1), device)
             term_avg = {k: float(v) / max(steps, 1) for k, v in sums.items()}
@@ -218,7 +220,9 @@ class Trainer:
             res.epochs = epoch + 1
             res.seconds = time.perf_counter() - t0
             entry = {"epoch": epoch + 1, "loss": loss_avg, "seconds": round(res.seconds, 2),
-                     "steps": steps, **{f"loss_{k}": v for k, v in term_avg.items()}}
+                     "steps": steps, "step_seconds": round(wall, 2),
+                     "step_cpu_seconds": round(cpu, 2),  # this process's CPU time in the steps
+                     **{f"loss_{k}": v for k, v in term_avg.items()}}
             if val is not None:
                 entry.update({f"val_{k}": v for k, v in val.items() if k != "users"})
             res.history.append(entry)
