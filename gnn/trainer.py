@@ -131,131 +131,176 @@ class Trainer:
 
     # ------------------------------------------------------------------ neural models
     def _fit_net(self, model: TorchRecommender, split: Split, resume: bool) -> FitResult:
-        cfg = model.cfg
-        rank, world = rank_world()
-        device = resolve_device(cfg.device)
-        torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
-        net = model.build()
-        model.mark_known(split)
-        net.to(device)
-        forward: nn.Module = net
-        if world > 1:
-            forward = nn.parallel.DistributedDataParallel(
-                net, device_ids=[device.index] if device.type == "cuda" else None)
-        groups = model.parameter_groups()
-        for g in groups:
-            g["lr"] *= lr_factor(cfg.scale_lr, world)
-        opt = torch.optim.AdamW(groups, lr=cfg.lr)
-        res, best_state, start_epoch, bad = self._resume(net, opt, device) if resume else \
-            (FitResult(), None, 0, 0)
-
-        g = split.train_graph
-        inputs = model.inputs(g, device)
-        pos = split.train
-        known = pair_keys(pos, g.n_items).sort().values
-        pool = torch.nonzero(split.warm_items).view(-1)  # cold items are never negatives
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-        t0 = time.perf_counter() - res.seconds
-        for epoch in range(start_epoch, cfg.epochs):
-            # per-epoch seeds: an exact resume; dropout and negatives differ between ranks
-            torch.manual_seed(cfg.seed * 100_003 + epoch * 7 + rank)
-            batches = epoch_batches(pos.size(1), cfg.batch_size, cfg.seed, epoch, rank, world)
-            neg_gen = torch.Generator().manual_seed(cfg.seed * 10_007 + epoch * 101 + rank)
-            net.train()
-            total, sums = 0.0, {}
-            wall, cpu = time.perf_counter(), time.process_time()
-            for idx in batches:
-                u, i = pos[0, idx], pos[1, idx]
-                if cfg.loss == "softmax":
-                    # one set of negatives shared by the whole batch: a [B, K] matmul instead of
-                    # a [B, K, D] gather, so K can be large
-                    neg = pool[torch.randint(len(pool), (cfg.neg_samples,), generator=neg_gen)]
-                else:
-                    neg = sample_negatives(u, cfg.neg_samples, known, pool, g.n_items, neg_gen)
-                batch = Batch(u.to(device), i.to(device), neg.to(device), g, pool, neg_gen)
-                with autocast:
-                    out = forward(inputs)
-                    terms = model.loss_terms(out, batch)
-                    loss = _total(terms)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach())
-                for name, t in terms.items():
-                    sums[name] = sums.get(name, 0.0) + t.detach().float()
-                if self.on_step and rank == 0:
-                    self.on_step(f"epoch {epoch + 1}/{cfg.epochs}", 1, len(batches))
-            model.invalidate()
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            steps = len(batches)
-            loss_avg = _mean_over_ranks(total / max(steps, 1), device)
-            term_avg = {k: float(v) / max(steps, 1) for k, v in sums.items()}
-
-            # rank 0 decides (validation, budget); every rank follows
-            val, score, evaluated, out_of_time = None, float("nan"), 0.0, 0.0
-            if rank == 0:
-                out_of_time = float(cfg.max_minutes is not None and
-                                    time.perf_counter() - t0 > cfg.max_minutes * 60)
-                if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs or out_of_time:
-                    evaluated = 1.0
-                    if self.on_step:
-                        self.on_step(f"epoch {epoch + 1}/{cfg.epochs}: validating", 0, 0)
-                    if split.val.size(1):
-                        val = evaluate(model, g, split.val, split.warm_items, (20,),
-                                       cfg.eval_batch)
-                        score = val["ndcg@20"]
-                    else:
-                        score = -loss_avg  # no validation set: keep the last state
-            evaluated, score, out_of_time = _broadcast([evaluated, score, out_of_time], device)
-            stop = False
-            if evaluated:
-                if not (score <= res.best_score):  # also true for the first (nan best)
-                    res.best_score, res.best_epoch = score, epoch + 1
-                    res.seconds_to_best = time.perf_counter() - t0
-                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                    bad = 0
-                else:
-                    bad += 1
-                stop = bad >= cfg.patience
-            res.epochs = epoch + 1
-            res.seconds = time.perf_counter() - t0
-            entry = {"epoch": epoch + 1, "loss": loss_avg, "seconds": round(res.seconds, 2),
-                     "steps": steps, "step_seconds": round(wall, 2),
-                     "step_cpu_seconds": round(cpu, 2),  # this process's CPU time in the steps
-                     **{f"loss_{k}": v for k, v in term_avg.items()}}
-            if val is not None:
-                entry.update({f"val_{k}": v for k, v in val.items() if k != "users"})
-            res.history.append(entry)
-            if rank == 0 and self.state is not None and evaluated:
-                self.state.save_train_state(
-                    {"model": net.state_dict(), "optimizer": opt.state_dict(),
-                     "best_model": best_state, "epoch": epoch + 1, "bad": bad,
-                     "result": json.dumps(asdict(res))})
-            if self.on_epoch and rank == 0:
-                self.on_epoch(EpochLog(epoch + 1, loss_avg, val, res.seconds,
-                                       best=res.best_epoch == epoch + 1 and val is not None,
-                                       steps=steps, terms=term_avg))
+        run = _NetFit(model, split)
+        if resume:
+            run.resume(self.state)
+        for epoch in range(run.start_epoch, model.cfg.epochs):
+            stats = run.train_epoch(epoch, self.on_step)
+            val, evaluated, out_of_time = run.validate(epoch, stats["loss"], self.on_step)
+            stop = run.keep_best(epoch, evaluated)
+            entry = run.record(epoch, stats, val)
+            if run.rank == 0 and self.state is not None and evaluated:
+                self.state.save_train_state(run.train_state(epoch))
+            if self.on_epoch and run.rank == 0:
+                self.on_epoch(EpochLog(epoch + 1, stats["loss"], val, run.res.seconds,
+                                       best=run.res.best_epoch == epoch + 1 and val is not None,
+                                       steps=entry["steps"], terms=stats["terms"]))
             if stop or out_of_time:
                 log.info("stopping after epoch %d (%s)", epoch + 1,
                          "no improvement" if stop else "time limit")
                 break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        net.to("cpu")
-        return res
+        return run.finish()
 
-    def _resume(self, net: nn.Module, opt: torch.optim.Optimizer, device: torch.device
-                ) -> tuple[FitResult, dict[str, Tensor] | None, int, int]:
-        st = self.state.load_train_state(device) if self.state is not None else None
+
+class _NetFit:
+    """One fit of a neural model: the network, its optimizer, the data of the steps, and the
+    state early stopping keeps (best score and weights, evaluations without improvement)."""
+
+    def __init__(self, model: TorchRecommender, split: Split) -> None:
+        self.model, self.split, self.cfg = model, split, model.cfg
+        self.rank, self.world = rank_world()
+        self.device = device = resolve_device(self.cfg.device)
+        torch.manual_seed(self.cfg.seed)  # the initial weights depend on the seed only
+        self.net = net = model.build()
+        model.mark_known(split)
+        net.to(device)
+        self.forward: nn.Module = net
+        if self.world > 1:
+            self.forward = nn.parallel.DistributedDataParallel(
+                net, device_ids=[device.index] if device.type == "cuda" else None)
+        groups = model.parameter_groups()
+        for g in groups:
+            g["lr"] *= lr_factor(self.cfg.scale_lr, self.world)
+        self.opt = torch.optim.AdamW(groups, lr=self.cfg.lr)
+        self.res, self.best_state, self.start_epoch, self.bad = FitResult(), None, 0, 0
+        self.score = float("nan")  # the last validation score (all ranks agree on it)
+        self.graph = g = split.train_graph
+        self.inputs = model.inputs(g, device)
+        self.pos = split.train
+        self.known = pair_keys(self.pos, g.n_items).sort().values
+        self.pool = torch.nonzero(split.warm_items).view(-1)  # cold items are never negatives
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16,
+                                       enabled=device.type == "cuda")
+        self.t0 = time.perf_counter()
+
+    def resume(self, store: TrainStateStore | None) -> None:
+        st = store.load_train_state(self.device) if store is not None else None
         if st is None:
             log.warning("resume: no saved training state, starting from scratch")
-            return FitResult(), None, 0, 0
-        net.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        res = FitResult(**json.loads(st["result"]))
-        log.info("resuming after epoch %d (best %.4f at %d)", st["epoch"], res.best_score,
-                 res.best_epoch)
-        return res, st["best_model"], int(st["epoch"]), int(st["bad"])
+            return
+        self.net.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["optimizer"])
+        self.res = FitResult(**json.loads(st["result"]))
+        self.best_state, self.start_epoch, self.bad = st["best_model"], int(st["epoch"]), \
+            int(st["bad"])
+        self.t0 = time.perf_counter() - self.res.seconds
+        log.info("resuming after epoch %d (best %.4f at %d)", self.start_epoch,
+                 self.res.best_score, self.res.best_epoch)
+
+    def train_epoch(self, epoch: int, on_step: Progress | None) -> dict[str, Any]:
+        """One pass over this rank's batches: {loss (mean over ranks), terms, steps, seconds
+        and CPU seconds of the steps}."""
+        cfg, g, pos, device = self.cfg, self.graph, self.pos, self.device
+        # per-epoch seeds: an exact resume; dropout and negatives differ between ranks
+        torch.manual_seed(cfg.seed * 100_003 + epoch * 7 + self.rank)
+        batches = epoch_batches(pos.size(1), cfg.batch_size, cfg.seed, epoch, self.rank,
+                                self.world)
+        neg_gen = torch.Generator().manual_seed(cfg.seed * 10_007 + epoch * 101 + self.rank)
+        self.net.train()
+        total, sums = 0.0, {}
+        wall, cpu = time.perf_counter(), time.process_time()
+        for idx in batches:
+            u, i = pos[0, idx], pos[1, idx]
+            if cfg.loss == "softmax":
+                # one set of negatives shared by the whole batch: a [B, K] matmul instead of a
+                # [B, K, D] gather, so K can be large
+                neg = self.pool[torch.randint(len(self.pool), (cfg.neg_samples,),
+                                              generator=neg_gen)]
+            else:
+                neg = sample_negatives(u, cfg.neg_samples, self.known, self.pool, g.n_items,
+                                       neg_gen)
+            batch = Batch(u.to(device), i.to(device), neg.to(device), g, self.pool, neg_gen)
+            with self.autocast:
+                out = self.forward(self.inputs)
+                terms = self.model.loss_terms(out, batch)
+                loss = _total(terms)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            total += float(loss.detach())
+            for name, t in terms.items():
+                sums[name] = sums.get(name, 0.0) + t.detach().float()
+            if on_step and self.rank == 0:
+                on_step(f"epoch {epoch + 1}/{cfg.epochs}", 1, len(batches))
+        self.model.invalidate()
+        steps = max(len(batches), 1)
+        return {"loss": _mean_over_ranks(total / steps, device), "steps": len(batches),
+                "terms": {k: float(v) / steps for k, v in sums.items()},
+                "step_seconds": time.perf_counter() - wall,
+                "step_cpu_seconds": time.process_time() - cpu}
+
+    def validate(self, epoch: int, loss: float, on_step: Progress | None
+                 ) -> tuple[dict[str, float] | None, bool, bool]:
+        """Rank 0 decides whether to validate (schedule, last epoch, out of time) and scores;
+        every rank gets the decision: (val metrics on rank 0, evaluated, out of time)."""
+        cfg = self.cfg
+        val, score, evaluated, out_of_time = None, float("nan"), 0.0, 0.0
+        if self.rank == 0:
+            out_of_time = float(cfg.max_minutes is not None and
+                                time.perf_counter() - self.t0 > cfg.max_minutes * 60)
+            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs or out_of_time:
+                evaluated = 1.0
+                if on_step:
+                    on_step(f"epoch {epoch + 1}/{cfg.epochs}: validating", 0, 0)
+                if self.split.val.size(1):
+                    val = evaluate(self.model, self.graph, self.split.val,
+                                   self.split.warm_items, (20,), cfg.eval_batch)
+                    score = val["ndcg@20"]
+                else:
+                    score = -loss  # no validation set: keep the last state
+        evaluated, self.score, out_of_time = _broadcast([evaluated, score, out_of_time],
+                                                        self.device)
+        return val, bool(evaluated), bool(out_of_time)
+
+    def keep_best(self, epoch: int, evaluated: bool) -> bool:
+        """Keep the weights of a better validation score; True when patience has run out."""
+        if not evaluated:
+            return False
+        res = self.res
+        if not (self.score <= res.best_score):  # also true for the first (nan best)
+            res.best_score, res.best_epoch = self.score, epoch + 1
+            res.seconds_to_best = time.perf_counter() - self.t0
+            self.best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+            self.bad = 0
+        else:
+            self.bad += 1
+        return self.bad >= self.cfg.patience
+
+    def record(self, epoch: int, stats: dict[str, Any], val: dict[str, float] | None
+               ) -> dict[str, Any]:
+        res = self.res
+        res.epochs = epoch + 1
+        res.seconds = time.perf_counter() - self.t0
+        entry = {"epoch": epoch + 1, "loss": stats["loss"], "seconds": round(res.seconds, 2),
+                 "steps": stats["steps"], "step_seconds": round(stats["step_seconds"], 2),
+                 # this process's CPU time in the steps (not inflated by other load)
+                 "step_cpu_seconds": round(stats["step_cpu_seconds"], 2),
+                 **{f"loss_{k}": v for k, v in stats["terms"].items()}}
+        if val is not None:
+            entry.update({f"val_{k}": v for k, v in val.items() if k != "users"})
+        res.history.append(entry)
+        return entry
+
+    def train_state(self, epoch: int) -> dict[str, Any]:
+        return {"model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
+                "best_model": self.best_state, "epoch": epoch + 1, "bad": self.bad,
+                "result": json.dumps(asdict(self.res))}
+
+    def finish(self) -> FitResult:
+        if self.best_state is not None:
+            self.net.load_state_dict(self.best_state)
+        self.net.to("cpu")
+        return self.res
 
 
 def _total(terms: dict[str, Tensor]) -> Tensor:
