@@ -14,6 +14,7 @@ from gnn.checkpoint import load_model, save_model
 from gnn.data import graph_from_snapshot, make_split
 from gnn.models import create
 from gnn.models.lightgcn import LightGCN
+from gnn.score import Scorer
 from gnn.trainer import Trainer, epoch_batches, lr_factor
 
 
@@ -154,6 +155,8 @@ def test_pairwise_kg_link_features(board_split, tmp_path):
     items, scores = model.recommend(users, k=5)
     again = model.score(users.repeat_interleave(5), items.reshape(-1)).view(-1, 5)
     assert torch.allclose(again, scores, atol=1e-5)
+    batch_items, batch_scores = Scorer(model, g).topk(users, 5)  # `kgrec recommend`'s path
+    assert torch.equal(batch_items, items) and torch.allclose(batch_scores, scores, atol=1e-5)
     # saved and loaded with the network; a later snapshot's history is used as it is
     save_model(model, tmp_path / "m")
     loaded = load_model(tmp_path / "m")
