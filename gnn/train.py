@@ -40,6 +40,7 @@ from graph.store import GraphStore
 
 log = logging.getLogger(__name__)
 
+
 def train_run(snapshot: GraphSnapshot, cfg: TrainConfig, rd: RunDir | Path,
               progress: EpochCallback | bool | None = None, resume: bool = False,
               on_step: Progress | None = None) -> dict[str, Any]:
@@ -59,9 +60,13 @@ def train_run(snapshot: GraphSnapshot, cfg: TrainConfig, rd: RunDir | Path,
     if rank == 0:
         rd.path.mkdir(parents=True, exist_ok=True)
         rd.save_config(cfg)
-    callbacks = [log_epoch] + ([progress] if callable(progress) else [])
-    trainer = Trainer(on_epoch=lambda e: [cb(e) for cb in callbacks], on_step=on_step, state=rd)
-    res = trainer.fit(model, split, resume=resume)
+
+    def on_epoch(e: EpochLog) -> None:
+        log_epoch(e)
+        if callable(progress):
+            progress(e)
+
+    res = Trainer(on_epoch, on_step, state=rd).fit(model, split, resume=resume)
     if rank != 0:
         return {}
     t0 = time.perf_counter()
