@@ -301,8 +301,10 @@ class TorchRecommender(Recommender):
         scores = super().score(users, items, source)
         if not self.dot_product_only:
             pair, graph = self.net.pair, self._graph(source)
+            dev = pair.weight.device  # (the network may still be on the GPU mid-training)
             with torch.no_grad():
-                scores = scores + pair(pair.table(graph), users, items)
+                extra = pair(pair.table(graph, dev), users.to(dev), items.to(dev))
+            scores = scores + extra.cpu()
         return scores
 
     # -------------------------------------------------------------- training
