@@ -254,12 +254,16 @@ def main(argv: list[str] | None = None) -> int:
            "growth_exponent": growth}
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / f"{a.name}.json").write_text(json.dumps(out, indent=2) + "\n")
+    (a.out / f"{a.name}.md").write_text(markdown(out))
     sys.stdout.write(markdown(out))
     return 0
 
 
 def markdown(out: dict) -> str:
-    lines = ["| interactions | model | s/step | steps/epoch | train s/epoch | validation s/epoch "
+    lines = [f"Training cost on synthetic power-law shops ({out['threads']} thread; seconds are "
+             "CPU seconds of the process, see bench_scaling.py); "
+             f"commit {out['commit']}, {out['date']}: `{out['command']}`", "",
+             "| interactions | model | s/step | steps/epoch | train s/epoch | validation s/epoch "
              "| s/epoch | setup s | peak RSS MB |", "|---" * 9 + "|"]
     for size, entry in out["sizes"].items():
         for model, r in entry["runs"].items():
