@@ -103,12 +103,13 @@ class _Enough(Exception):
     """Raised from the step callback once the steps to measure are done."""
 
 
-def worker(snapshot_dir: Path, model_name: str, steps: int, eval_users: int) -> dict:
+def worker(snapshot_dir: Path, model_name: str, steps: int, eval_users: int,
+           settings: list[str]) -> dict:
     """Train `model_name` for `steps` steps on the saved snapshot, then validate one chunk of
     `eval_users` users; everything in this process (its peak RSS is the run's)."""
     import torch
 
-    from gnn.config import TrainConfig
+    from gnn.config import TrainConfig, parse_settings
     from gnn.data import make_split
     from gnn.evaluate import evaluate
     from gnn.models import create
@@ -118,8 +119,8 @@ def worker(snapshot_dir: Path, model_name: str, steps: int, eval_users: int) -> 
 
     t0 = time.perf_counter()
     snap = GraphSnapshot.load(snapshot_dir)
-    cfg = TrainConfig.for_model(model_name, {"max_minutes": None}, device="cpu",
-                                dataset="synthetic")
+    cfg = TrainConfig.for_model(model_name, {"max_minutes": None, **parse_settings(settings)},
+                                device="cpu", dataset="synthetic")
     seed_everything(cfg.seed)
     split = make_split(snap, cfg)
     split_seconds = time.perf_counter() - t0
@@ -201,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     p.add_argument("--name", default="scaling")
-    p.add_argument("--work", type=Path, help="where the snapshots go (default: a temp dir)")
+    p.add_argument("--work", type=Path, help="where the snapshots go (default: a temp dir; "
+                   "snapshots already there are reused)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a TrainConfig setting for every run (e.g. --set batch_size=32768)")
     p.add_argument("--build", type=Path, help=argparse.SUPPRESS)  # child: build a snapshot
     p.add_argument("--worker", nargs=2, metavar=("SNAPSHOT", "MODEL"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -220,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
                           "build_peak_rss_mb": round(peak_rss_mb(), 1)}))
         return 0
     if a.worker is not None:
-        print(json.dumps(worker(Path(a.worker[0]), a.worker[1], a.steps, a.eval_users)))
+        print(json.dumps(worker(Path(a.worker[0]), a.worker[1], a.steps, a.eval_users,
+                                a.set)))
         return 0
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(a.threads)}
@@ -228,13 +233,17 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     for size in a.sizes:
         snap = work / f"synthetic-{size}"
-        print(f"[scaling] building {size:,} interactions", file=sys.stderr, flush=True)
-        info = run_child(["--build", str(snap), "--sizes", str(size)], env)
-        results[str(size)] = {"graph": info, "runs": {}}
+        info_file = snap / "bench_info.json"
+        if not info_file.exists():
+            print(f"[scaling] building {size:,} interactions", file=sys.stderr, flush=True)
+            info = run_child(["--build", str(snap), "--sizes", str(size)], env)
+            info_file.write_text(json.dumps(info))
+        results[str(size)] = {"graph": json.loads(info_file.read_text()), "runs": {}}
         for model in a.models:
             print(f"[scaling] {model} on {size:,}", file=sys.stderr, flush=True)
             r = run_child(["--worker", str(snap), model, "--steps", str(a.steps),
-                           "--eval-users", str(a.eval_users)], env)
+                           "--eval-users", str(a.eval_users),
+                           *[x for item in a.set for x in ("--set", item)]], env)
             results[str(size)]["runs"][model] = r
             print(f"[scaling] {model} on {size:,}: {r['seconds_per_step']} s/step, "
                   f"{r['steps_per_epoch']} steps/epoch, {r['seconds_per_epoch']} s/epoch, "
@@ -250,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     data = {"description": "synthetic power-law shops shaped like Amazon Beauty per "
                            "interaction, with a proportional KG (see the script's docstring)",
             "shape": SHAPE, "kg_per_item": PER_ITEM, "seed": 0}
-    out = {**provenance(data), "steps": a.steps, "threads": a.threads, "sizes": results,
+    out = {**provenance(data), "steps": a.steps, "threads": a.threads, "settings": a.set,
+           "sizes": results,
            "growth_exponent": growth}
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / f"{a.name}.json").write_text(json.dumps(out, indent=2) + "\n")
