@@ -128,6 +128,8 @@ def worker(snapshot_dir: Path, model_name: str, steps: int, eval_users: int,
     cpu_stamps: list[float] = []
 
     def on_step(step: str, done: int, total: int) -> None:
+        if not done:  # a notice ("validating"), not a step
+            return
         stamps.append(time.perf_counter())
         cpu_stamps.append(time.process_time())
         if len(stamps) > steps:
