@@ -9,7 +9,8 @@ validation epoch) and peak RSS, plus the targets of issue 3 checked.
     python bench/bench_models.py            # exports the graph from the store first
 
 Per-model settings are `gnn.config.MODEL_DEFAULTS` (the tuned ones); `--set KEY=VALUE` passes
-extra TrainConfig fields to every model (e.g. --set epochs=3 for a smoke run).
+extra TrainConfig fields to every model (e.g. --set epochs=3 for a smoke run). The JSON records
+the commit, the command line, the date, the machine and a fingerprint of the snapshot.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from provenance import fingerprint, provenance
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = ("pop", "itemknn", "mf", "lightgcn", "hgt")
@@ -46,11 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     snapshot = a.snapshot
     if snapshot is None:
         from core.config import Config
-        from kgrec.commands.train_cmd import SNAPSHOT_DIR, load_snapshot
+        from gnn.rundir import RunDir
+        from graph.store import GraphStore
 
         cfg = Config.from_env()
-        load_snapshot(cfg, "bench-beauty", fresh=True)
-        snapshot = cfg.runs_dir / "bench-beauty" / SNAPSHOT_DIR
+        rd = RunDir.named(cfg.runs_dir, "bench-beauty")
+        rd.snapshot(lambda: GraphStore(cfg.graph), fresh=True)
+        snapshot = rd.snapshot_dir
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if a.threads:
         env["OMP_NUM_THREADS"] = str(a.threads)
@@ -58,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     for model in a.models:
         run_dir = a.runs_dir / f"bench-{model}"
         cmd = [sys.executable, "-m", "gnn.train", "--snapshot", str(snapshot), "--model", model,
-               "--run-dir", str(run_dir), "--no-progress", "--set", 'dataset="amazon-beauty"']
+               "--run-dir", str(run_dir), "--overwrite", "--no-progress",
+               "--set", "dataset=amazon-beauty"]
         for item in a.set:
             cmd += ["--set", item]
         t0 = time.perf_counter()
@@ -74,24 +79,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] {model}: ndcg@10 {metrics['ndcg@10']:.4f} recall@20 "
               f"{metrics['recall@20']:.4f} ({metrics['wall_seconds']} s)", file=sys.stderr)
 
-    out = {"dataset": "amazon-beauty (5-core, published PGPR/JRL split)",
-           "snapshot": str(snapshot), "machine": machine(), "runs": results,
-           "targets": targets(results)}
+    data = {"dataset": "amazon-beauty (5-core, published PGPR/JRL split)",
+            "snapshot": str(snapshot), "snapshot_sha256": fingerprint(snapshot / "graph.pt",
+                                                                      snapshot / "ids.json")}
+    out = {**provenance(data), "dataset": data["dataset"], "snapshot": str(snapshot),
+           "runs": results, "targets": targets(results)}
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / f"{a.name}.json").write_text(json.dumps(out, indent=2) + "\n")
     (a.out / f"{a.name}.md").write_text(markdown(out))
     sys.stdout.write(markdown(out))
     return 0
-
-
-def machine() -> dict:
-    import torch
-
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-            "cuda": torch.cuda.is_available(), "platform": platform.platform(),
-            "load_average": os.getloadavg()}
 
 
 def targets(results: dict[str, dict]) -> dict:
@@ -135,7 +132,9 @@ def markdown(out: dict) -> str:
     m = out["machine"]
     lines += ["", f"Machine: {m['cpus']} CPUs, torch {m['torch']}, threads {m['torch_threads']}"
               f" (OMP_NUM_THREADS={m['omp_num_threads']}), load average at the end "
-              f"{tuple(round(x, 1) for x in m['load_average'])}", ""]
+              f"{tuple(round(x, 1) for x in m['load_average'])}",
+              f"Commit {out['commit']}{' (with changes)' if out['dirty'] else ''}, {out['date']}: "
+              f"`{out['command']}`", ""]
     return "\n".join(lines)
 
 

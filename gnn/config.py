@@ -8,8 +8,12 @@ given explicitly (CLI flags, keyword arguments) override them.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import logging
+import math
+import types
+import typing
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ MODELS = ("hgt", "lightgcn", "mf", "itemknn", "pop")
 LOSSES = ("bpr", "softmax")
 SPLITS = ("auto", "given", "temporal")
 DEVICES = ("auto", "cpu", "cuda")
+LR_SCALINGS = ("none", "sqrt", "linear")
 
 
 @dataclass
@@ -45,6 +50,8 @@ class TrainConfig:
     id_dropout: float = 0.0  # share of id embeddings replaced by the learned default in training
     knn_neighbours: int = 100  # itemknn: neighbours kept per item
     knn_shrink: float = 0.0  # itemknn: cosine shrinkage
+    kg_links: bool = False  # mf, lightgcn, hgt: add to the dot product a learned weight per
+    # item-item KG relation on log(1 + links from the user's history to the candidate)
     # --- optimisation
     epochs: int = 50
     lr: float = 1e-3
@@ -59,22 +66,29 @@ class TrainConfig:
     # shared by the batch
     neg_samples: int = 1
     temperature: float = 0.2  # softmax loss: logits / temperature
+    aux_weight: float = 0.0  # weight of an auxiliary BPR loss per other user-item behaviour of
+    # the training graph (views, carts, ... beside the target relation); 0: target only
     patience: int = 5  # evaluations without a better validation NDCG@20 before stopping
     eval_every: int = 1  # epochs between validations
     max_minutes: float | None = None  # stop training after this long (best state is kept)
     seed: int = 0
     device: str = "auto"  # "auto": CUDA when present
     eval_batch: int = 4096  # users per scoring chunk
+    scale_lr: str = "none"  # data-parallel: each of N processes takes `batch_size` positives per
+    # step, so the effective batch is N x batch_size; "sqrt" / "linear" multiply lr and dense_lr
+    # by sqrt(N) / N (default "none": Adam's step size does not grow with the batch)
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
+        self._check_types()
         for name, value, allowed in (("model", self.model, MODELS), ("loss", self.loss, LOSSES),
                                      ("split", self.split, SPLITS),
                                      ("device", self.device, DEVICES),
                                      ("val_mode", self.val_mode, ("random", "latest")),
-                                     ("kg_conv", self.kg_conv, ("sparse", "hgt", "gat"))):
+                                     ("kg_conv", self.kg_conv, ("sparse", "hgt", "gat")),
+                                     ("scale_lr", self.scale_lr, LR_SCALINGS)):
             if value not in allowed:
                 raise ConfigError(f"'{name}' must be one of {', '.join(allowed)} (got {value!r})")
         for name in ("val_fraction", "cold_item_fraction", "temporal_fraction", "id_dropout",
@@ -82,25 +96,55 @@ class TrainConfig:
             v = getattr(self, name)
             if not 0.0 <= v < 1.0:
                 raise ConfigError(f"'{name}' must be in [0, 1) (got {v})")
+        for name in ("epochs", "dim", "heads", "batch_size", "neg_samples", "eval_every",
+                     "eval_batch", "patience", "knn_neighbours"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"'{name}' must be >= 1 (got {getattr(self, name)})")
+        for name in ("lr", "dense_lr", "temperature"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"'{name}' must be > 0 (got {getattr(self, name)})")
+        for name in ("layers", "weight_decay", "reg", "knn_shrink", "aux_weight"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"'{name}' must be >= 0 (got {getattr(self, name)})")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"'max_minutes' must be > 0, or null for no limit "
+                              f"(got {self.max_minutes})")
         if self.dim % self.heads:
             raise ConfigError(f"'dim' (got {self.dim}) must be divisible by 'heads' "
                               f"(got {self.heads})")
-        for name in ("epochs", "dim", "batch_size", "neg_samples", "eval_every", "eval_batch"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"'{name}' must be >= 1 (got {getattr(self, name)})")
+
+    def _check_types(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            allowed = _types(f.name)
+            ok = any(value is None if t is type(None) else
+                     isinstance(value, bool) if t is bool else
+                     isinstance(value, (int, float)) and not isinstance(value, bool)
+                     and math.isfinite(value) if t is float else
+                     isinstance(value, int) and not isinstance(value, bool) if t is int else
+                     isinstance(value, t) for t in allowed)
+            if not ok:
+                raise ConfigError(f"'{f.name}' must be {_describe(allowed)} (got {value!r})")
 
     # --- construction and persistence
     @classmethod
-    def for_model(cls, model: str, **overrides: Any) -> TrainConfig:
-        """The tuned defaults of `model`, then `overrides` (None values are ignored)."""
+    def for_model(cls, model: str, settings: dict[str, Any] | None = None,
+                  **overrides: Any) -> TrainConfig:
+        """The tuned defaults of `model`, then `overrides` (options: None means "not given"),
+        then `settings` (from `parse_settings`: None there means None, e.g. no time limit).
+        An unknown key is a ConfigError."""
         if model not in MODELS:
             raise ConfigError(f"'model' must be one of {', '.join(MODELS)} (got {model!r})")
+        for key in (*overrides, *(settings or {})):
+            check_key(key)
         values = {**MODEL_DEFAULTS.get(model, {}),
-                  **{k: v for k, v in overrides.items() if v is not None}, "model": model}
+                  **{k: v for k, v in overrides.items() if v is not None}, **(settings or {}),
+                  "model": model}
         return cls.from_dict(values)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """From a saved config: keys this version does not know are ignored (and logged)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -119,6 +163,69 @@ class TrainConfig:
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
         return cls.from_dict(json.loads(path.read_text()))
+
+
+def check_key(key: str) -> str:
+    """`key` if it is a TrainConfig field, else ConfigError naming the closest ones."""
+    known = [f.name for f in fields(TrainConfig)]
+    if key not in known:
+        close = difflib.get_close_matches(key, known, n=3)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise ConfigError(f"unknown training setting {key!r}: {hint}settings are the fields of "
+                          f"TrainConfig: {', '.join(known)}")
+    return key
+
+
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """`["KEY=VALUE", ...]` (the `--set` options) -> {key: value}, each value read as the
+    field's type: numbers and true/false as JSON, `null`/`none` for "not set" where a field
+    allows it, text as it is (quotes optional). ConfigError for an unknown key, a missing '=',
+    or a value of the wrong type."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not eq or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE (e.g. --set "
+                              "cold_item_fraction=0)")
+        if key == "model":
+            raise ConfigError("--set model=…: choose the model with --model")
+        allowed = _types(check_key(key))
+        out[key] = _read_value(key, raw, allowed)
+    return out
+
+
+def _read_value(key: str, raw: str, allowed: tuple[type, ...]) -> Any:
+    if raw.lower() in ("null", "none"):
+        if type(None) in allowed:
+            return None
+        raise ConfigError(f"--set {key}={raw}: {key!r} must be {_describe(allowed)}")
+    if str in allowed:
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        return value if isinstance(value, str) else raw
+    try:
+        value = json.loads(raw.lower() if bool in allowed else raw)
+    except json.JSONDecodeError:
+        raise ConfigError(f"--set {key}={raw}: {key!r} must be {_describe(allowed)}") from None
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    return value  # the type itself is checked by TrainConfig.validate
+
+
+def _types(name: str) -> tuple[type, ...]:
+    hint = typing.get_type_hints(TrainConfig)[name]
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return typing.get_args(hint)
+    return (hint,)
+
+
+def _describe(allowed: tuple[type, ...]) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "text",
+             type(None): "null"}
+    return " or ".join(names.get(t, t.__name__) for t in allowed)
 
 
 # Tuned on Beauty with the published split (bench/bench_models.py; numbers in bench/results/).

@@ -53,6 +53,20 @@ def target_edge_type(data: HeteroData, target: str | None = None) -> EdgeType:
     return ("user", target, "item")
 
 
+def check_trainable(snapshot: GraphSnapshot) -> None:
+    """DataError naming the fix when `snapshot` has nothing to learn from: no nodes at all, or
+    no user-item interactions."""
+    data = snapshot.data
+    counts = {t: int(data[t].num_nodes or 0) for t in data.node_types}
+    if not any(counts.values()):
+        raise DataError("the graph is empty: run `kgrec etl load …` to load data first")
+    if not any(data[et].edge_index.size(1) for et in data.edge_types
+               if et[0] == "user" and et[2] == "item"):
+        raise DataError(f"the graph has no user-item interactions to train on (nodes: "
+                        f"{', '.join(f'{n:,} {t}' for t, n in counts.items())}): load "
+                        "interactions with `kgrec etl load …` first")
+
+
 def is_user_item(et: EdgeType) -> bool:
     return {et[0], et[2]} == {"user", "item"}
 

@@ -26,6 +26,8 @@ from gnn.data import Graph, Split, history_of, is_member, pair_keys
 log = logging.getLogger(__name__)
 
 KS = (10, 20)
+SCORE_BLOCK = 1 << 27  # scores per chunk of users (512 MB of float32): large catalogues get
+# fewer users per chunk, so memory stays bounded (on Beauty, 12k items, the 4096 users stay)
 METRICS = ("recall", "ndcg", "hr", "precision", "mrr")
 
 
@@ -108,6 +110,7 @@ def evaluate(model: Ranker, graph: Graph, relevant: Tensor, candidates: Tensor |
     n_rel = torch.bincount(relevant[0], minlength=graph.n_users)
     metrics = RankingMetrics(n_items, ks, candidates)
     k = max(ks)
+    batch = max(1, min(batch, SCORE_BLOCK // max(n_items, 1)))  # bound the score block
     for chunk in users.split(batch):
         items, _ = model.recommend(chunk, k=k, exclude_seen=exclude_seen, source=graph,
                                    candidates=candidates)

@@ -6,6 +6,7 @@ saving of what it holds. Nothing else spells out the layout.
     runs/NAME/history.json             loss and validation metrics per epoch
     runs/NAME/checkpoint/              the model: model.pt, config.json, meta.json, ids.json;
                                        train_state.pt (optimizer, epoch, best state: --resume)
+                                       (the files are gnn.checkpoint's)
     runs/NAME/snapshot/                the graph the run was trained on (graph.pt, ids.json)
     runs/NAME/embeddings.npz           user/item vectors of the last recommend job (explanations)
     runs/NAME/recommendations.parquet  the batch output of `kgrec recommend --all`
@@ -23,6 +24,7 @@ path): `RunDir.named` refuses anything else, for every command alike.
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -218,14 +220,58 @@ class RunDir:
 
     def load_model(self):
         """The trained model (gnn.models.Recommender)."""
-        from gnn.models.base import Recommender
+        from gnn.checkpoint import load_model
 
         self.require_trained()
-        return Recommender.load(self.checkpoint_dir)
+        return load_model(self.checkpoint_dir)
 
     def save_model(self, model) -> Path:
-        model.save(self.checkpoint_dir)
-        return self.checkpoint_dir
+        from gnn.checkpoint import save_model
+
+        return save_model(model, self.checkpoint_dir)
+
+    def save_train_state(self, state: dict[str, Any]) -> Path:
+        """The trainer's state after an evaluated epoch (what --resume continues from)."""
+        from gnn.checkpoint import save_train_state
+
+        return save_train_state(self.train_state_file, state)
+
+    def load_train_state(self, device: Any = "cpu") -> dict[str, Any] | None:
+        from gnn.checkpoint import load_train_state
+
+        return load_train_state(self.train_state_file, device)
+
+    # ------------------------------------------------------------------ training over a run
+    def has_results(self) -> bool:
+        """True when the folder holds a run's results (a config, metrics or a model), not
+        just a cached snapshot."""
+        return any(p.exists() for p in (self.file(self.CONFIG), self.file(self.METRICS),
+                                        self.model_file, self.train_state_file))
+
+    def check_can_train(self, model: str, resume: bool, overwrite: bool) -> None:
+        """ConfigError unless training `model` here destroys nothing unasked: a new run, or
+        `resume` of the same model, or `overwrite`."""
+        if resume and overwrite:
+            raise ConfigError("--resume and --overwrite contradict each other: pick one")
+        if not self.has_results() or overwrite:
+            return
+        trained = self.model_name() or "unknown"
+        if not resume:
+            raise ConfigError(f"run {self.name!r} already exists ({trained} model in "
+                              f"{self.path}): pass --resume to continue it, --overwrite to "
+                              "replace it, or choose another --run name")
+        if trained != model:
+            raise ConfigError(f"run {self.name!r} trains {trained}, not {model}: resume it with "
+                              f"--model {trained}, or --overwrite it")
+
+    def clear(self, keep_snapshot: bool = True) -> None:
+        """Remove the run's results (everything but the cached snapshot, unless asked)."""
+        if not self.exists():
+            return
+        for p in self.path.iterdir():
+            if p.name == self.LOCK or (keep_snapshot and p.name == self.SNAPSHOT):
+                continue
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
 
     # ------------------------------------------------------------------ embeddings
     def save_embeddings(self, emb: dict[str, tuple[np.ndarray, Any]]) -> Path | None:

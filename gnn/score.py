@@ -74,7 +74,8 @@ class Scorer:
         self.graph = graph
         self.exclude = exclude
         u, i = model.embeddings(graph)
-        self.dense = not (u.is_sparse or i.is_sparse)
+        # a bare matmul only when the score is the dot product (pairwise features: the model's)
+        self.dense = model.dot_product_only and not (u.is_sparse or i.is_sparse)
         self.user_emb: Tensor | None = u.float().contiguous() if self.dense else None
         self.item_emb: Tensor | None = i.float().contiguous() if self.dense else None
         self._item_t = self.item_emb.T.contiguous() if self.dense else None

@@ -1,17 +1,18 @@
-"""Train and evaluate one model on a graph snapshot; write the run directory.
+"""Train and evaluate one model on a graph snapshot; write the run directory (`RunDir`).
 
     runs/NAME/config.json          the TrainConfig
     runs/NAME/metrics.json         test metrics (warm items), cold-start slice, timings, memory
-    runs/NAME/history.json         loss and validation metrics per epoch
-    runs/NAME/checkpoint/          model.pt + config.json + meta.json + ids.json (the model), and
-                                   train_state.pt (optimizer, epoch, best state) for --resume
+    runs/NAME/history.json         loss (and each loss term), steps and validation metrics per
+                                   epoch
+    runs/NAME/checkpoint/          the model, and train_state.pt for --resume
 
-Entry point, also under torchrun for data-parallel training (gloo on CPU, nccl on GPU; every
-rank takes a shard of each batch of positive edges, DDP all-reduces the gradients, rank 0
-validates and writes the run):
+The loop is `gnn.trainer.Trainer`'s. Entry point, also under torchrun for data-parallel training
+(gloo on CPU, nccl on GPU; every rank takes different batches of the positive edges, DDP
+all-reduces the gradients, rank 0 validates and writes the run; see gnn/trainer.py for how the
+learning rate follows the effective batch):
 
-    python -m gnn.train --snapshot SNAPSHOT_DIR --model hgt --run NAME [--epochs N ...]
-    torchrun --nproc_per_node=2 -m gnn.train --snapshot SNAPSHOT_DIR --model mf --run NAME
+    python -m gnn.train --snapshot SNAPSHOT_DIR --model hgt --run NAME [--epochs N] [--set K=V]
+    torchrun --standalone --nproc_per_node=2 -m gnn.train --snapshot SNAPSHOT_DIR --model mf --run NAME
 """
 
 from __future__ import annotations
@@ -25,21 +26,26 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Config
-from gnn.config import TrainConfig
-from gnn.data import make_split
+from core.errors import KgrecError
+from core.progress import Progress
+from gnn.config import TrainConfig, parse_settings
+from gnn.data import check_trainable, make_split
 from gnn.evaluate import evaluate_split
 from gnn.models import create
-from gnn.models.base import EpochLog
 from gnn.rundir import RunDir
 from gnn.runtime import init_distributed, peak_rss_mb, rank_world, seed_everything
 from gnn.snapshot import GraphSnapshot
+from gnn.trainer import EpochCallback, EpochLog, Trainer
 from graph.store import GraphStore
 
 log = logging.getLogger(__name__)
 
+
 def train_run(snapshot: GraphSnapshot, cfg: TrainConfig, rd: RunDir | Path,
-              progress: bool = True, resume: bool = False) -> dict[str, Any]:
-    """Split, fit, evaluate on the test edges, save. Returns metrics (empty on ranks > 0)."""
+              progress: EpochCallback | bool | None = None, resume: bool = False,
+              on_step: Progress | None = None) -> dict[str, Any]:
+    """Split, fit, evaluate on the test edges, save. `progress`: called after each epoch
+    (rank 0; False/None: nothing but the log). Returns metrics (empty on ranks > 0)."""
     rank, world = rank_world()
     seed_everything(cfg.seed)
     rd = rd if isinstance(rd, RunDir) else RunDir(rd)
@@ -48,13 +54,19 @@ def train_run(snapshot: GraphSnapshot, cfg: TrainConfig, rd: RunDir | Path,
         if saved.replace(epochs=cfg.epochs) != cfg.replace(epochs=cfg.epochs):
             log.warning("--resume: using the run's saved config (only --epochs may change)")
         cfg = saved.replace(epochs=cfg.epochs)
+    check_trainable(snapshot)
     split = make_split(snapshot, cfg)
     model = create(cfg.model, cfg)
     if rank == 0:
         rd.path.mkdir(parents=True, exist_ok=True)
         rd.save_config(cfg)
-    with _progress_bar(cfg, enabled=progress and rank == 0) as on_epoch:
-        res = model.fit(split, cfg, on_epoch, checkpoint_dir=rd.checkpoint_dir, resume=resume)
+
+    def on_epoch(e: EpochLog) -> None:
+        log_epoch(e)
+        if callable(progress):
+            progress(e)
+
+    res = Trainer(on_epoch, on_step, state=rd).fit(model, split, resume=resume)
     if rank != 0:
         return {}
     t0 = time.perf_counter()
@@ -71,6 +83,14 @@ def train_run(snapshot: GraphSnapshot, cfg: TrainConfig, rd: RunDir | Path,
     rd.save_history(res.history)
     log.info("run %s: %s", rd.path, {k: out[k] for k in ("ndcg@10", "recall@20") if k in out})
     return out
+
+
+def log_epoch(e: EpochLog) -> None:
+    """Every epoch in the log (the CLI draws its own progress from the same callback)."""
+    post = {} if e.loss is None else {"loss": round(e.loss, 4), "steps": e.steps}
+    if e.val:
+        post.update({k: round(e.val[k], 4) for k in ("ndcg@20", "recall@20") if k in e.val})
+    log.info("epoch %d (%.0fs): %s%s", e.epoch, e.seconds, post, " *" if e.best else "")
 
 
 def evaluate_run(snapshot: GraphSnapshot, rd: RunDir | Path) -> dict[str, Any]:
@@ -91,38 +111,6 @@ def evaluate_run(snapshot: GraphSnapshot, rd: RunDir | Path) -> dict[str, Any]:
     return out
 
 
-class _progress_bar:
-    """A tqdm bar over epochs with the loss and validation NDCG@20 (off when not a terminal);
-    also logs each epoch."""
-
-    def __init__(self, cfg: TrainConfig, enabled: bool) -> None:
-        self.cfg, self.enabled = cfg, enabled and sys.stderr.isatty()
-        self.bar = None
-
-    def __enter__(self):
-        if self.enabled:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=self.cfg.epochs, desc=f"train {self.cfg.model}", unit="epoch")
-        return self
-
-    def __call__(self, e: EpochLog) -> None:
-        post = {}
-        if e.loss is not None:
-            post["loss"] = f"{e.loss:.4f}"
-        if e.val:
-            post.update({"val_ndcg@20": f"{e.val['ndcg@20']:.4f}",
-                         "val_recall@20": f"{e.val['recall@20']:.4f}"})
-        log.info("epoch %d (%.0fs): %s%s", e.epoch, e.seconds, post, " *" if e.best else "")
-        if self.bar is not None:
-            self.bar.set_postfix(post, refresh=False)
-            self.bar.update(1)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 # ------------------------------------------------------------------------- command line
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -141,35 +129,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--seed", type=int)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other TrainConfig field (JSON value), repeatable")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+                   help="any TrainConfig field, repeatable (e.g. --set cold_item_fraction=0)")
+    p.add_argument("--resume", action="store_true", help="continue the run's last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run")
+    p.add_argument("--no-progress", action="store_true", help="no line per epoch on stderr")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
-    extra: dict[str, Any] = {}
-    for item in a.set:
-        key, _, raw = item.partition("=")
-        try:
-            extra[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            extra[key] = raw
     flags = dict(epochs=a.epochs, dim=a.dim, lr=a.lr, batch_size=a.batch_size, loss=a.loss,
                  device=a.device, seed=a.seed)
-    return TrainConfig.for_model(a.model, **{**flags, **extra})  # --set wins over a flag
+    return TrainConfig.for_model(a.model, parse_settings(a.set), **flags)  # --set wins
 
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not a.no_progress:
+        log.setLevel(logging.INFO)  # one line per epoch (log_epoch)
+    try:
+        cfg = config_from_args(a)
+        env = Config.from_env()
+        rd = RunDir(a.run_dir) if a.run_dir is not None else \
+            RunDir.named(env.runs_dir, a.run or f"{cfg.model}-{cfg.seed}")
+        rd.check_can_train(cfg.model, a.resume, a.overwrite)
+    except KgrecError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     distributed = init_distributed()
-    cfg = config_from_args(a)
-    env = Config.from_env()
-    rd = RunDir(a.run_dir) if a.run_dir is not None else \
-        RunDir.named(env.runs_dir, a.run or f"{cfg.model}-{cfg.seed}")
+    if a.overwrite and rank_world()[0] == 0:
+        rd.clear()
     if a.snapshot is not None:
         snapshot = GraphSnapshot.load(a.snapshot)
     else:
@@ -182,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             dist.barrier()
         snapshot = rd.load_snapshot()
     try:
-        metrics = train_run(snapshot, cfg, rd, progress=not a.no_progress, resume=a.resume)
+        metrics = train_run(snapshot, cfg, rd, resume=a.resume)
     finally:
         if distributed:
             import torch.distributed as dist

@@ -22,7 +22,9 @@ def create(name: str, cfg: TrainConfig | None = None) -> Recommender:
 
 
 def load(path) -> Recommender:
-    return Recommender.load(path)
+    from gnn.checkpoint import load_model
+
+    return load_model(path)
 
 
 __all__ = ["Recommender", "create", "load", "registry"]

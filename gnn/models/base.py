@@ -1,74 +1,52 @@
-"""One small interface for every recommender, and the training loop the neural ones share.
+"""One small interface for every recommender: networks + scoring (+ their state for saving).
 
-    model.fit(split, cfg, callback)            -> FitResult
-    model.embeddings(graph | snapshot | None)  -> (user_emb, item_emb)   score = <user, item>
+    model.prepare(split)                       record the training graph's ids and shape
+    model.embeddings(graph | snapshot | None)  -> (user_emb, item_emb)
+    model.score_users(users)                   -> [B, n_items] scores
     model.score(users, items)                  -> scores of (user, item) pairs
     model.recommend(users, k, exclude_seen)    -> (items [B, k], scores [B, k])
     model.similar_items(items, k)              -> (items [B, k], scores [B, k])
-    model.save(path) / Recommender.load(path)  -> a directory: model.pt (tensors only, loaded with
-                                                  weights_only=True), config.json, meta.json,
-                                                  ids.json (the id maps of the training graph)
+    model.state_tensors() / model.restore(meta, ids, state)   what a checkpoint holds
 
-Indices are those of the *current graph* (`model.graph`, set by `fit` to the split's eval graph,
-or by `model.use(graph_or_snapshot)`): a snapshot exported later may order nodes differently,
-so models map it onto their own rows by id, and nodes they never saw get a default row.
+Fitting is `gnn.trainer.Trainer`'s job (seeds, data-parallel, resume, early stopping, budget,
+negatives, autocast); files are `gnn.checkpoint`'s (through `RunDir`): a model never opens one.
+A trainable model (`TorchRecommender`) offers the trainer its network, the typed inputs of its
+forward (a dataclass per model family), and its loss as named terms (`loss_terms`: add a term to
+add a loss, e.g. auxiliary behaviours). Scores are the dot product of user and item embeddings
+plus optional pairwise features (`gnn.models.pairwise`): `dot_product_only` tells callers
+that read embeddings directly (bare matmul scoring) whether that is the whole score.
+
+Indices are those of the *current graph* (`model.graph`, set by the trainer to the split's eval
+graph, or by `model.use(graph_or_snapshot)`): a snapshot exported later may order nodes
+differently, so models map it onto their own rows by id, and nodes they never saw get a
+default row.
 """
 
 from __future__ import annotations
 
 import abc
-import json
-import logging
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.errors import RunNotFound
+from gnn import losses
 from gnn.config import TrainConfig
-from gnn.data import Graph, Split, graph_from_snapshot, pair_keys, sample_negatives
-from gnn.evaluate import evaluate, topk_scores
-from gnn.runtime import rank_world, resolve_device
+from gnn.data import Graph, Split, graph_from_snapshot
+from gnn.evaluate import topk_scores
+from gnn.models.pairwise import KGLinkCounts
 from gnn.snapshot import GraphSnapshot
 
-log = logging.getLogger(__name__)
-
 Source = Graph | GraphSnapshot | None
-FORMAT = 1
-
-
-@dataclass
-class EpochLog:
-    epoch: int  # 1-based
-    loss: float | None
-    val: dict[str, float] | None  # validation metrics when this epoch was evaluated
-    seconds: float  # since the start of fit
-    best: bool = False
-
-
-@dataclass
-class FitResult:
-    epochs: int = 0
-    best_epoch: int = 0
-    best_score: float = float("nan")  # validation NDCG@20 at best_epoch
-    seconds: float = 0.0
-    seconds_to_best: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
-Callback = Callable[[EpochLog], None]
 
 
 class Recommender(abc.ABC):
     name: ClassVar[str]
+    trainable: ClassVar[bool] = False  # has parameters for the trainer to fit
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
@@ -80,31 +58,32 @@ class Recommender(abc.ABC):
 
     # ------------------------------------------------------------------ to implement
     @abc.abstractmethod
-    def fit(self, split: Split, cfg: TrainConfig | None = None, callback: Callback | None = None,
-            *, checkpoint_dir: Path | None = None, resume: bool = False) -> FitResult: ...
-
-    @abc.abstractmethod
     def _embed(self, graph: Graph) -> tuple[Tensor, Tensor]:
         """(user_emb, item_emb) for the nodes of `graph`, on the CPU."""
 
-    @abc.abstractmethod
-    def state_tensors(self) -> dict[str, Tensor]: ...
+    def state_tensors(self) -> dict[str, Tensor]:
+        return {}
 
-    @abc.abstractmethod
-    def load_state_tensors(self, state: dict[str, Tensor]) -> None: ...
+    def restore(self, meta: dict[str, Any], ids: dict[str, np.ndarray],
+                state: dict[str, Tensor]) -> None:
+        """Rebuild from a checkpoint's parts (see gnn.checkpoint)."""
+        self.meta, self.ids = meta, ids
+        self.invalidate()
 
     # ------------------------------------------------------------------ graphs
-    def _setup(self, split: Split) -> None:
+    def prepare(self, split: Split) -> None:
+        """Record what the training graph fixes: id maps, node counts, relation types."""
         g = split.train_graph
         self.ids = g.ids
         self.meta = {"target": list(g.target),
                      "num_nodes": {t: int(g.data[t].num_nodes) for t in g.data.node_types},
                      "kg_edge_types": [list(et) for et in g.kg_edge_types()]}
+        self.invalidate()
 
     def _graph(self, source: Source) -> Graph:
         if source is None:
             if self.graph is None:
-                raise RuntimeError("no current graph: call fit() or use(graph_or_snapshot) first")
+                raise RuntimeError("no current graph: train the model or use(graph) first")
             return self.graph
         if isinstance(source, GraphSnapshot):
             if self._snap is None or self._snap[0] is not source:
@@ -115,6 +94,7 @@ class Recommender(abc.ABC):
     def use(self, source: Graph | GraphSnapshot) -> Graph:
         """Make `source` the current graph (history and neighbourhoods for recommend/score)."""
         self.graph = self._graph(source)
+        self.invalidate()
         return self.graph
 
     def rows(self, graph: Graph, node_type: str) -> Tensor:
@@ -125,10 +105,16 @@ class Recommender(abc.ABC):
             return torch.arange(len(mine))
         return torch.from_numpy(pd.Index(mine).get_indexer(theirs).astype(np.int64))
 
-    def _invalidate(self) -> None:
+    def invalidate(self) -> None:
+        """Forget cached embeddings (the weights or the graph changed)."""
         self._emb = None
 
     # ------------------------------------------------------------------ inference
+    @property
+    def dot_product_only(self) -> bool:
+        """True when score(u, i) is exactly <user_emb[u], item_emb[i]> (no pairwise part)."""
+        return True
+
     def embeddings(self, source: Source = None) -> tuple[Tensor, Tensor]:
         graph = self._graph(source)
         if self._emb is None or self._emb[0] is not graph:
@@ -173,34 +159,18 @@ class Recommender(abc.ABC):
         return idx, val
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: Path) -> None:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.detach().cpu().contiguous() for k, v in self.state_tensors().items()},
-                   path / "model.pt")
-        self.cfg.save(path / "config.json")
-        (path / "meta.json").write_text(json.dumps({"format": FORMAT, "model": self.name,
-                                                    **self.meta}, indent=1))
-        (path / "ids.json").write_text(json.dumps({t: v.tolist() for t, v in self.ids.items()}))
-
     @classmethod
-    def load(cls, path: Path) -> Recommender:
-        from gnn.models import create
+    def load(cls, path) -> Recommender:
+        """The model saved in `path` (kept for callers outside gnn; the files are read by
+        gnn.checkpoint: prefer `RunDir.load_model()`)."""
+        from gnn.checkpoint import load_model
 
-        path = Path(path)
-        if not (path / "model.pt").exists():
-            raise RunNotFound(f"no saved model in {path} (expected model.pt): train it first")
-        cfg = TrainConfig.load(path / "config.json")
-        meta = json.loads((path / "meta.json").read_text())
-        meta.pop("format", None)
-        meta.pop("model", None)
-        model = create(cfg.model, cfg)
-        model.meta = meta
-        model.ids = {t: np.array(v, dtype=object) for t, v in
-                     json.loads((path / "ids.json").read_text()).items()}
-        model.load_state_tensors(torch.load(path / "model.pt", weights_only=True,
-                                            map_location="cpu"))
-        return model
+        return load_model(path)
+
+
+class MemoryRecommender(Recommender):
+    """A recommender without parameters: its scores are computed from the current graph's
+    history (so fold-in is free); the trainer only records the graph and measures validation."""
 
 
 # ---------------------------------------------------------------------- neural models
@@ -213,11 +183,33 @@ class NetOut:
     item0: Tensor
 
 
+@dataclass
+class IdRows:
+    """Inputs of the id-embedding models (mf): each node's row in the embedding tables (unknown
+    nodes: the default row)."""
+
+    user: Tensor
+    item: Tensor
+
+
+@dataclass
+class Batch:
+    """One training step's data, as the trainer hands it to `loss_terms`."""
+
+    users: Tensor  # [B] positives' users (on the device)
+    items: Tensor  # [B] positives' items
+    negatives: Tensor  # bpr: [B, neg_samples] per positive; softmax: [neg_samples] shared
+    graph: Graph  # the training graph (history, auxiliary behaviours, KG)
+    pool: Tensor  # the items that may be drawn as negatives (warm items)
+    generator: torch.Generator  # seeded per rank and epoch: for any extra sampling
+
+
 class TorchRecommender(Recommender):
-    """A recommender whose embeddings come from an `nn.Module` trained with BPR or sampled
-    softmax over uniform negatives; one full-graph forward per mini-batch of positive edges
-    (no neighbour sampling: pyg-lib / torch-sparse are not installed), early stopping on
-    validation NDCG@20, data-parallel under torch.distributed."""
+    """A recommender whose embeddings come from an `nn.Module` (`self.net`), trained by
+    `gnn.trainer.Trainer` with BPR or sampled softmax over uniform negatives (one full-graph
+    forward per mini-batch of positive edges)."""
+
+    trainable = True
 
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__(cfg)
@@ -228,10 +220,40 @@ class TorchRecommender(Recommender):
         """The module, sized from `self.meta` / `self.ids` and `self.cfg`."""
 
     @abc.abstractmethod
-    def _inputs(self, graph: Graph, device: torch.device) -> dict[str, Any]:
-        """The tensors `net.forward` takes for `graph` (computed once per graph and device)."""
+    def _inputs(self, graph: Graph, device: torch.device) -> Any:
+        """The typed inputs (a dataclass) `net.forward` takes for `graph`."""
 
-    # -------------------------------------------------------------- helpers for subclasses
+    # -------------------------------------------------------------- network and inputs
+    def build(self) -> nn.Module:
+        """A fresh network (weights from the current torch seed), with the optional pairwise
+        scorer (`pair`) as a submodule: its weights train and save with the network's."""
+        net = self._build_net()
+        net.pair = KGLinkCounts(self.item_relations()) if self.cfg.kg_links else None
+        self.net = net
+        self.invalidate()
+        return net
+
+    def mark_known(self, split: Split) -> None:
+        """Record which users and items have training interactions (the others get the
+        default rows)."""
+        known_user = torch.zeros(split.train_graph.n_users, dtype=torch.bool)
+        known_user[split.train[0]] = True
+        known_item = torch.zeros(split.train_graph.n_items, dtype=torch.bool)
+        known_item[split.train[1]] = True
+        self.net.known_user.copy_(known_user)
+        self.net.known_item.copy_(known_item)
+
+    def item_relations(self) -> list[tuple[str, str, str]]:
+        return [tuple(et) for et in self.meta["kg_edge_types"]
+                if et[0] == "item" and et[2] == "item"]
+
+    def inputs(self, graph: Graph, device: torch.device) -> Any:
+        """`_inputs` computed once per graph, device and network."""
+        key = f"{self.name}:{device}:{id(self.net)}"
+        if key not in graph.cache:
+            graph.cache[key] = self._inputs(graph, device)
+        return graph.cache[key]
+
     def node_rows(self, graph: Graph, node_type: str) -> Tensor:
         """Rows for the graph's nodes; unknown nodes and nodes without training interactions
         (users/items) get the default row (the table's last)."""
@@ -243,240 +265,107 @@ class TorchRecommender(Recommender):
             ok &= known.cpu()[rows.clamp(min=0)]
         return torch.where(ok, rows, torch.full_like(rows, n))
 
-    def _cached_inputs(self, graph: Graph, device: torch.device) -> dict[str, Any]:
-        key = f"{self.name}:{device}:{id(self.net)}"
-        if key not in graph.cache:
-            graph.cache[key] = self._inputs(graph, device)
-        return graph.cache[key]
+    def state_tensors(self) -> dict[str, Tensor]:
+        assert self.net is not None, "model not trained or loaded"
+        return self.net.state_dict()
 
+    def restore(self, meta: dict[str, Any], ids: dict[str, np.ndarray],
+                state: dict[str, Tensor]) -> None:
+        super().restore(meta, ids, state)
+        self.build().load_state_dict(state)
+
+    # -------------------------------------------------------------- scoring
     def _embed(self, graph: Graph) -> tuple[Tensor, Tensor]:
-        assert self.net is not None, "model not fitted or loaded"
+        assert self.net is not None, "model not trained or loaded"
         device = next(self.net.parameters()).device
         was_training = self.net.training
         self.net.eval()
         with torch.no_grad():
-            out = self.net(self._cached_inputs(graph, device))
+            out = self.net(self.inputs(graph, device))
         self.net.train(was_training)
         return out.user.float().cpu(), out.item.float().cpu()
 
-    def state_tensors(self) -> dict[str, Tensor]:
-        assert self.net is not None
-        return self.net.state_dict()
+    @property
+    def dot_product_only(self) -> bool:
+        return self.net is None or self.net.pair is None
 
-    def load_state_tensors(self, state: dict[str, Tensor]) -> None:
-        self.net = self._build_net()
-        self.net.load_state_dict(state)
+    def score_users(self, users: Tensor, source: Source = None) -> Tensor:
+        scores = super().score_users(users, source)
+        if not self.dot_product_only:
+            pair, graph = self.net.pair, self._graph(source)
+            with torch.no_grad():
+                scores = scores + pair.block(pair.table(graph), users)
+        return scores
+
+    def score(self, users: Tensor, items: Tensor, source: Source = None) -> Tensor:
+        scores = super().score(users, items, source)
+        if not self.dot_product_only:
+            pair, graph = self.net.pair, self._graph(source)
+            dev = pair.weight.device  # (the network may still be on the GPU mid-training)
+            with torch.no_grad():
+                extra = pair(pair.table(graph, dev), users.to(dev), items.to(dev))
+            scores = scores + extra.cpu()
+        return scores
 
     # -------------------------------------------------------------- training
-    def fit(self, split: Split, cfg: TrainConfig | None = None, callback: Callback | None = None,
-            *, checkpoint_dir: Path | None = None, resume: bool = False) -> FitResult:
-        cfg = self.cfg = cfg or self.cfg
-        rank, world = rank_world()
-        device = resolve_device(cfg.device)
-        self._setup(split)
-        torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
-        self.net = self._build_net()
-        g = split.train_graph
-        n_items = g.n_items
-        known_user = torch.zeros(g.n_users, dtype=torch.bool)
-        known_user[split.train[0]] = True
-        known_item = torch.zeros(n_items, dtype=torch.bool)
-        known_item[split.train[1]] = True
-        self.net.known_user.copy_(known_user)
-        self.net.known_item.copy_(known_item)
-        self.net.to(device)
-        model: nn.Module = self.net
-        if world > 1:
-            model = nn.parallel.DistributedDataParallel(
-                self.net, device_ids=[device.index] if device.type == "cuda" else None)
-        opt = self._optimizer(cfg)
-        res = FitResult()
-        best_state: dict[str, Tensor] | None = None
-        bad = 0
-        start_epoch = 0
-        ckpt = checkpoint_dir / "train_state.pt" if checkpoint_dir else None
-        if resume and ckpt is not None and ckpt.exists():
-            st = torch.load(ckpt, weights_only=True, map_location=device)
-            self.net.load_state_dict(st["model"])
-            opt.load_state_dict(st["optimizer"])
-            best_state = st["best_model"]
-            start_epoch, bad = int(st["epoch"]), int(st["bad"])
-            res = FitResult(**json.loads(st["result"]))
-            log.info("resuming after epoch %d (best %.4f at %d)", start_epoch, res.best_score,
-                     res.best_epoch)
-        elif resume:
-            log.warning("--resume: no checkpoint in %s, starting from scratch", checkpoint_dir)
-
-        inputs = self._cached_inputs(g, device)
-        pos = split.train
-        known = pair_keys(pos, n_items).sort().values
-        pool = torch.nonzero(split.warm_items).view(-1)  # cold items are never negatives
-        has_val = split.val.size(1) > 0
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-        t0 = time.perf_counter() - res.seconds
-        for epoch in range(start_epoch, cfg.epochs):
-            # per-epoch seeds: the same batches on every rank, and an exact resume
-            torch.manual_seed(cfg.seed * 100_003 + epoch * 7 + rank)
-            order = torch.randperm(pos.size(1),
-                                   generator=torch.Generator().manual_seed(cfg.seed * 1_009 + epoch))
-            neg_gen = torch.Generator().manual_seed(cfg.seed * 10_007 + epoch * 101 + rank)
-            self.net.train()
-            total, steps = 0.0, 0
-            for batch in order.split(cfg.batch_size):
-                if len(batch) < world:
-                    continue  # every rank must take part in every step
-                idx = batch[rank::world]
-                u, i = pos[0, idx], pos[1, idx]
-                if cfg.loss == "softmax":
-                    # one set of negatives shared by the whole batch: a [B, K] matmul instead of
-                    # a [B, K, D] gather, so K can be large
-                    neg = pool[torch.randint(len(pool), (cfg.neg_samples,), generator=neg_gen)]
-                else:
-                    neg = sample_negatives(u, cfg.neg_samples, known, pool, n_items, neg_gen)
-                u, i, neg = u.to(device), i.to(device), neg.to(device)
-                with autocast:
-                    out = model(inputs)
-                    loss = self._loss(out, u, i, neg, cfg)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach())
-                steps += 1
-            self._invalidate()
-            loss_avg = total / max(steps, 1)
-            val = None
-            last = epoch + 1 == cfg.epochs
-            out_of_time = cfg.max_minutes is not None and \
-                time.perf_counter() - t0 > cfg.max_minutes * 60
-            stop = False
-            if (epoch + 1) % cfg.eval_every == 0 or last or out_of_time:
-                score = float("nan")
-                if rank == 0:
-                    if has_val:
-                        val = evaluate(self, g, split.val, split.warm_items, (20,), cfg.eval_batch)
-                        score = val["ndcg@20"]
-                    else:
-                        score = -loss_avg  # no validation set: keep the last state
-                score = _broadcast(score, device)
-                improved = not (score <= res.best_score)  # also true for the first (nan best)
-                if improved:
-                    res.best_score, res.best_epoch = score, epoch + 1
-                    res.seconds_to_best = time.perf_counter() - t0
-                    best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-                    bad = 0
-                else:
-                    bad += 1
-                stop = bad >= cfg.patience
-            res.epochs = epoch + 1
-            res.seconds = time.perf_counter() - t0
-            entry = {"epoch": epoch + 1, "loss": loss_avg, "seconds": round(res.seconds, 2)}
-            if val is not None:
-                entry.update({f"val_{k}": v for k, v in val.items() if k != "users"})
-            res.history.append(entry)
-            if rank == 0 and ckpt is not None and val is not None:
-                self._checkpoint(ckpt, opt, best_state, epoch + 1, bad, res)
-            if callback and rank == 0:
-                callback(EpochLog(epoch + 1, loss_avg, val, res.seconds,
-                                  best=res.best_epoch == epoch + 1 and val is not None))
-            if stop or out_of_time:
-                log.info("stopping after epoch %d (%s)", epoch + 1,
-                         "no improvement" if stop else "time limit")
-                break
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
-        self.net.to("cpu")
-        self.graph = split.eval_graph
-        self._invalidate()
-        return res
-
-    def _checkpoint(self, path: Path, opt: torch.optim.Optimizer,
-                    best_state: dict[str, Tensor] | None, epoch: int, bad: int,
-                    res: FitResult) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"model": self.net.state_dict(), "optimizer": opt.state_dict(),
-                    "best_model": best_state, "epoch": epoch, "bad": bad,
-                    "result": json.dumps(asdict(res))}, tmp)
-        tmp.replace(path)  # atomic: a crash mid-write leaves the previous checkpoint
-
-    def _optimizer(self, cfg: TrainConfig) -> torch.optim.Optimizer:
-        # embeddings are regularised per batch (cfg.reg); weight decay only for dense layers
-        emb_ids = {id(p) for m in self.net.modules() if isinstance(m, nn.Embedding)
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Optimizer groups: embeddings are regularised per batch (cfg.reg), so weight decay
+        and the smaller dense_lr apply to the dense (non-embedding) parameters only (the
+        pairwise weights, a few scalars, move at the embeddings' rate)."""
+        emb_ids = {id(p) for m in self.net.modules() if isinstance(m, (nn.Embedding,
+                                                                       KGLinkCounts))
                    for p in m.parameters()}
         emb = [p for p in self.net.parameters() if id(p) in emb_ids]
         dense = [p for p in self.net.parameters() if id(p) not in emb_ids]
-        groups = [{"params": emb, "weight_decay": 0.0}]
+        groups = [{"params": emb, "weight_decay": 0.0, "lr": self.cfg.lr}]
         if dense:
-            groups.append({"params": dense, "weight_decay": cfg.weight_decay, "lr": cfg.dense_lr})
-        return torch.optim.AdamW(groups, lr=cfg.lr)
+            groups.append({"params": dense, "weight_decay": self.cfg.weight_decay,
+                           "lr": self.cfg.dense_lr})
+        return groups
 
-    @staticmethod
-    def _loss(out: NetOut, u: Tensor, i: Tensor, neg: Tensor, cfg: TrainConfig) -> Tensor:
-        """BPR over per-positive negatives `neg` [B, k], or sampled softmax over negatives
-        shared by the batch `neg` [K] (a negative equal to the row's positive is masked; other
-        accidental hits, ~K * 7 / 12k per row on Beauty, are left in)."""
+    def loss_terms(self, out: NetOut, batch: Batch) -> dict[str, Tensor]:
+        """The loss as named terms (summed by the trainer, each recorded per epoch): BPR over
+        per-positive negatives [B, k], or sampled softmax over negatives shared by the batch [K]
+        (a negative equal to the row's positive is masked; other accidental hits, ~K * 7 / 12k
+        per row on Beauty, are left in); L2 on the batch's layer-0 embeddings; with
+        `aux_weight`, one auxiliary BPR term per other behaviour of the graph. A subclass adds
+        a loss by adding a term."""
+        cfg, u, i, neg = self.cfg, batch.users, batch.items, batch.negatives
+        pair = self.net.pair
+        table = pair.table(batch.graph, u.device) if pair is not None else None
         ue, pe = out.user[u], out.item[i]
         pos_s = (ue * pe).sum(-1)
+        if pair is not None:
+            pos_s = pos_s + pair(table, u, i)
+        terms: dict[str, Tensor] = {}
         if cfg.loss == "bpr":
             neg_s = (ue.unsqueeze(1) * out.item[neg]).sum(-1)  # [B, k]
-            loss = F.softplus(neg_s - pos_s.unsqueeze(1)).mean()
+            if pair is not None:
+                neg_s = neg_s + pair(table, u.unsqueeze(1), neg)
+            terms["bpr"] = losses.bpr(pos_s, neg_s)
             neg_reg = out.item0[neg].pow(2).sum() / neg.size(1)
         else:
             neg_s = ue @ out.item[neg].T  # [B, K]
+            if pair is not None:
+                neg_s = neg_s + pair(table, u.unsqueeze(1), neg.unsqueeze(0))
             neg_s = neg_s.masked_fill(neg.unsqueeze(0) == i.unsqueeze(1), -torch.inf)
-            logits = torch.cat([pos_s.unsqueeze(1), neg_s], 1).float() / cfg.temperature
-            loss = F.cross_entropy(logits, torch.zeros(len(u), dtype=torch.long,
-                                                       device=u.device))
+            terms["softmax"] = losses.sampled_softmax(pos_s, neg_s, cfg.temperature)
             neg_reg = out.item0[neg].pow(2).sum() * len(u) / neg.numel()
         if cfg.reg:
             reg = (out.user0[u].pow(2).sum() + out.item0[i].pow(2).sum() + neg_reg) / (2 * len(u))
-            loss = loss + cfg.reg * reg
-        return loss
+            terms["reg"] = cfg.reg * reg
+        if cfg.aux_weight:
+            def score(users: Tensor, items: Tensor) -> Tensor:
+                s = (out.user[users] * out.item[items]).sum(-1)
+                return s + pair(table, users, items) if pair is not None else s
 
-
-def _broadcast(value: float, device: torch.device) -> float:
-    """Rank 0's value on every rank (early-stopping decisions must agree)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return value
-    t = torch.tensor([value], dtype=torch.float64,
-                     device=device if device.type == "cuda" else "cpu")
-    dist.broadcast(t, 0)
-    return float(t.item())
+            for name, term in losses.behaviour_bpr(score, batch.graph, len(u), batch.pool,
+                                                   batch.generator, u.device).items():
+                terms[name] = cfg.aux_weight * term
+        return terms
 
 
 def known_buffers(net: nn.Module, n_users: int, n_items: int) -> None:
     """Register the masks of users/items seen in training (saved with the weights)."""
     net.register_buffer("known_user", torch.ones(n_users, dtype=torch.bool))
     net.register_buffer("known_item", torch.ones(n_items, dtype=torch.bool))
-
-
-class MemoryRecommender(Recommender):
-    """A recommender without parameters: its scores are computed from the current graph's
-    history (so fold-in is free); `fit` only records the graph and measures validation."""
-
-    def fit(self, split: Split, cfg: TrainConfig | None = None, callback: Callback | None = None,
-            *, checkpoint_dir: Path | None = None, resume: bool = False) -> FitResult:
-        self.cfg = cfg or self.cfg
-        t0 = time.perf_counter()
-        self._setup(split)
-        self._invalidate()
-        val = None
-        if split.val.size(1):
-            val = evaluate(self, split.train_graph, split.val, split.warm_items, (20,),
-                           self.cfg.eval_batch)
-        seconds = time.perf_counter() - t0
-        score = val["ndcg@20"] if val else float("nan")
-        res = FitResult(1, 1, score, seconds, seconds,
-                        [{"epoch": 1, "seconds": round(seconds, 2),
-                          **{f"val_{k}": v for k, v in (val or {}).items() if k != "users"}}])
-        if callback and rank_world()[0] == 0:
-            callback(EpochLog(1, None, val, seconds, best=True))
-        self.graph = split.eval_graph
-        self._invalidate()
-        return res
-
-    def state_tensors(self) -> dict[str, Tensor]:
-        return {}
-
-    def load_state_tensors(self, state: dict[str, Tensor]) -> None:
-        pass

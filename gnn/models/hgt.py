@@ -28,7 +28,7 @@ layer, residual, in front of the LightGCN propagation (slower on CPU: ~8 s per s
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -37,7 +37,19 @@ from torch_geometric.nn import GATv2Conv, HeteroConv, HGTConv
 from gnn.data import EdgeType, Graph
 from gnn.models.base import NetOut, TorchRecommender, known_buffers
 from gnn.models.lightgcn import _SymmetricSpMM, normalized_adjacency, propagate
-from gnn.models.sparse_attention import RelationAttention, aggregate, build_blocks
+from gnn.models.sparse_attention import DstBlock, RelationAttention, aggregate, build_blocks
+
+
+@dataclass
+class HGTInputs:
+    """Inputs of the heterogeneous models: id rows per node type, the normalised user-item
+    adjacency, and the KG relations ending in an item, as a sparse block (`kg_conv="sparse"`)
+    or as PyG edge indices (`"hgt"` / `"gat"`); None / empty when the graph has none."""
+
+    rows: dict[str, Tensor]  # node type -> row of each node in that type's embedding table
+    adj: Tensor  # sparse CSR [n_users + n_items, n_users + n_items]
+    kg_block: DstBlock | None = None
+    kg_edges: dict[EdgeType, Tensor] | None = None
 
 
 class HGTNet(nn.Module):
@@ -74,8 +86,8 @@ class HGTNet(nn.Module):
         if self.attention is not None:
             self.attention.reset_parameters()
 
-    def forward(self, inputs: dict[str, Any]) -> NetOut:
-        rows: dict[str, Tensor] = inputs["rows"]
+    def forward(self, inputs: HGTInputs) -> NetOut:
+        rows = inputs.rows
         if self.training and self.id_dropout > 0:
             # hide some item ids (and a few user ids) behind the default row, so that the
             # default row and the KG path learn to stand in for ids (cold items, new users)
@@ -87,8 +99,8 @@ class HGTNet(nn.Module):
         nu = rows["user"].numel()
         if self.kg_conv != "sparse":
             return self._forward_pyg(x, inputs, nu)
-        adj = inputs["adj"]
-        block = inputs.get("kg_block")
+        adj = inputs.adj
+        block = inputs.kg_block
         weights = self.attention(x, block, "item") if block is not None and \
             self.attention is not None else None
         h = torch.cat([x["user"], x["item"]]).float()
@@ -106,15 +118,15 @@ class HGTNet(nn.Module):
             out = out + h * self.alpha[layer]
         return NetOut(out[:nu], out[nu:], x["user"], x["item"])
 
-    def _forward_pyg(self, x: dict[str, Tensor], inputs: dict[str, Any], nu: int) -> NetOut:
+    def _forward_pyg(self, x: dict[str, Tensor], inputs: HGTInputs, nu: int) -> NetOut:
         """A PyG HGTConv / GATv2Conv layer (residual) over the KG, then LightGCN."""
         item0 = x["item"]
-        if self.attention is not None:
+        if self.attention is not None and inputs.kg_edges:
             kg_x = {t: x[t] for t in {t for et in self.kg_edge_types for t in (et[0], et[2])}}
-            out = self.attention(kg_x, inputs["kg_edges"])
+            out = self.attention(kg_x, inputs.kg_edges)
             if out.get("item") is not None:
                 item0 = item0 + out["item"]
-        out = propagate(self.alpha, torch.cat([x["user"], item0]), inputs["adj"])
+        out = propagate(self.alpha, torch.cat([x["user"], item0]), inputs.adj)
         return NetOut(out[:nu], out[nu:], x["user"], x["item"])
 
 
@@ -126,7 +138,7 @@ class HGT(TorchRecommender):
         return HGTNet(self.meta["num_nodes"], [tuple(et) for et in self.meta["kg_edge_types"]],
                       c.dim, c.layers, c.heads, c.kg_conv, c.dropout, c.id_dropout)
 
-    def _inputs(self, graph: Graph, device: torch.device) -> dict[str, Any]:
+    def _inputs(self, graph: Graph, device: torch.device) -> HGTInputs:
         pin = device.type == "cuda"
 
         def move(t: Tensor) -> Tensor:
@@ -134,15 +146,15 @@ class HGT(TorchRecommender):
 
         mine = [tuple(et) for et in self.meta["kg_edge_types"]]
         kg = {et: graph.data[et].edge_index for et in graph.kg_edge_types() if et in mine}
-        inputs: dict[str, Any] = {
-            "rows": {t: move(self.node_rows(graph, t)) for t in self.meta["num_nodes"]},
-            "adj": normalized_adjacency(graph.history, graph.n_users, graph.n_items, device)}
+        inputs = HGTInputs(
+            rows={t: move(self.node_rows(graph, t)) for t in self.meta["num_nodes"]},
+            adj=normalized_adjacency(graph.history, graph.n_users, graph.n_items, device))
         if self.cfg.kg_conv == "sparse":
             num = {t: int(graph.data[t].num_nodes) for t in graph.data.node_types}
             item_rels = [et for et in mine if et[2] == "item" and et in kg]
             blocks = build_blocks(kg, num, item_rels)
             if "item" in blocks:
-                inputs["kg_block"] = blocks["item"].to(device)
+                inputs.kg_block = blocks["item"].to(device)
         else:
-            inputs["kg_edges"] = {et: move(ei) for et, ei in kg.items()}
+            inputs.kg_edges = {et: move(ei) for et, ei in kg.items()}
         return inputs

@@ -11,6 +11,7 @@ A user's embedding is therefore recomputed from its current neighbourhood.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,7 +19,7 @@ from torch import Tensor, nn
 from torch_geometric.nn.models import LightGCN as PygLightGCN
 
 from gnn.data import Graph
-from gnn.models.base import NetOut, TorchRecommender, known_buffers
+from gnn.models.base import IdRows, NetOut, TorchRecommender, known_buffers
 from gnn.models.sparse_attention import BWD_UNDER_AUTOCAST, FP32_UNDER_AUTOCAST
 
 
@@ -65,6 +66,13 @@ def propagate(alpha: Tensor, x: Tensor, adj: Tensor) -> Tensor:
     return out
 
 
+@dataclass
+class PropagationInputs(IdRows):
+    """Inputs of the propagation models: id rows and the normalised user-item adjacency."""
+
+    adj: Tensor  # sparse CSR [n_users + n_items, n_users + n_items]
+
+
 class LightGCNNet(nn.Module):
     def __init__(self, n_users: int, n_items: int, dim: int, layers: int) -> None:
         super().__init__()
@@ -74,11 +82,11 @@ class LightGCNNet(nn.Module):
         known_buffers(self, n_users, n_items)
         nn.init.normal_(self.lightgcn.embedding.weight, std=0.1)
 
-    def forward(self, inputs: dict[str, Any]) -> NetOut:
-        rows = torch.cat([inputs["user"], inputs["item"] + self.n_users + 1])
+    def forward(self, inputs: PropagationInputs) -> NetOut:
+        rows = torch.cat([inputs.user, inputs.item + self.n_users + 1])
         x0 = self.lightgcn.embedding(rows)
-        out = propagate(self.lightgcn.alpha, x0, inputs["adj"])
-        nu = inputs["user"].numel()
+        out = propagate(self.lightgcn.alpha, x0, inputs.adj)
+        nu = inputs.user.numel()
         return NetOut(out[:nu], out[nu:], x0[:nu], x0[nu:])
 
 
@@ -89,7 +97,7 @@ class LightGCN(TorchRecommender):
         n = self.meta["num_nodes"]
         return LightGCNNet(n["user"], n["item"], self.cfg.dim, self.cfg.layers)
 
-    def _inputs(self, graph: Graph, device: torch.device) -> dict[str, Any]:
-        return {"user": self.node_rows(graph, "user").to(device),
-                "item": self.node_rows(graph, "item").to(device),
-                "adj": normalized_adjacency(graph.history, graph.n_users, graph.n_items, device)}
+    def _inputs(self, graph: Graph, device: torch.device) -> PropagationInputs:
+        return PropagationInputs(
+            self.node_rows(graph, "user").to(device), self.node_rows(graph, "item").to(device),
+            normalized_adjacency(graph.history, graph.n_users, graph.n_items, device))

@@ -1,15 +1,13 @@
 """`mf`: matrix factorisation (one embedding per user and item, score = dot product), trained
-with the shared loop (BPR or sampled softmax)."""
+by gnn.trainer (BPR or sampled softmax)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 from torch import nn
 
 from gnn.data import Graph
-from gnn.models.base import NetOut, TorchRecommender, known_buffers
+from gnn.models.base import IdRows, NetOut, TorchRecommender, known_buffers
 
 
 class MFNet(nn.Module):
@@ -25,9 +23,9 @@ class MFNet(nn.Module):
         nn.init.normal_(self.emb_user.weight, std=0.1)
         nn.init.normal_(self.emb_item.weight, std=0.1)
 
-    def forward(self, inputs: dict[str, Any]) -> NetOut:
-        u = self.emb_user(inputs["user"])
-        i = self.emb_item(inputs["item"])
+    def forward(self, inputs: IdRows) -> NetOut:
+        u = self.emb_user(inputs.user)
+        i = self.emb_item(inputs.item)
         return NetOut(u, i, u, i)
 
     def __repr__(self) -> str:
@@ -42,6 +40,6 @@ class MF(TorchRecommender):
         n = self.meta["num_nodes"]
         return MFNet(n["user"], n["item"], self.cfg.dim)
 
-    def _inputs(self, graph: Graph, device: torch.device) -> dict[str, Any]:
-        return {"user": self.node_rows(graph, "user").to(device),
-                "item": self.node_rows(graph, "item").to(device)}
+    def _inputs(self, graph: Graph, device: torch.device) -> IdRows:
+        return IdRows(self.node_rows(graph, "user").to(device),
+                      self.node_rows(graph, "item").to(device))

@@ -75,13 +75,15 @@ def demo(
 
     console.rule("[bold]2. train the attention model (quick configuration) and the baselines")
     hgt = f"{prefix}-hgt"
-    kgrec("train", "--model", "hgt", "--run", hgt, *QUICK["hgt"])
+    # the demo's own runs (--prefix) are replaced when the demo runs again
+    kgrec("train", "--model", "hgt", "--run", hgt, "--overwrite", *QUICK["hgt"])
     runs = [hgt]
     if baselines:
         # the baselines reuse the graph snapshot exported for the first run
         env = dict(os.environ, KGREC_SNAPSHOT=str(cfg.runs_dir / hgt / "snapshot"))
         for model in ("pop", "itemknn", "mf", "lightgcn"):
-            kgrec("train", "--model", model, "--run", f"{prefix}-{model}", *QUICK[model], env=env)
+            kgrec("train", "--model", model, "--run", f"{prefix}-{model}", "--overwrite",
+                  *QUICK[model], env=env)
             runs.append(f"{prefix}-{model}")
     kgrec("compare", *runs)
     console.print("[dim]quick configuration (few epochs); fully trained models: "

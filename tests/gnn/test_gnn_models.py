@@ -8,9 +8,10 @@ import pytest
 import torch
 from gnn_fixtures import checkerboard, fast_config
 
+from gnn.checkpoint import load_model, save_model
 from gnn.data import graph_from_snapshot, make_split
 from gnn.models import create, registry
-from gnn.models.base import Recommender
+from gnn.trainer import Trainer
 
 MODELS = ["pop", "itemknn", "mf", "lightgcn", "hgt"]
 _FITTED: dict[str, tuple] = {}
@@ -24,7 +25,7 @@ def fitted(name: str):
         split = make_split(board, cfg)
         logs = []
         model = create(name, cfg)
-        result = model.fit(split, cfg, logs.append)
+        result = Trainer(on_epoch=logs.append).fit(model, split)
         _FITTED[name] = (model, split, logs, result, board)
     return _FITTED[name]
 
@@ -77,8 +78,8 @@ class TestContract:
 
     def test_save_load_round_trip(self, name, tmp_path):
         model, split, *_ = fitted(name)
-        model.save(tmp_path / "m")
-        loaded = Recommender.load(tmp_path / "m")
+        save_model(model, tmp_path / "m")
+        loaded = load_model(tmp_path / "m")
         assert type(loaded) is type(model) and loaded.cfg == model.cfg
         users = torch.arange(split.eval_graph.n_users)
         a_items, a_scores = model.recommend(users, k=5, source=split.eval_graph)

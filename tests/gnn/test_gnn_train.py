@@ -4,21 +4,22 @@ the knowledge graph, 2-process data-parallel training."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import torch
-from gnn_fixtures import REPO, fast_config
-from typer.testing import CliRunner
+from gnn_fixtures import REPO, checkerboard, fast_config
 
 from gnn.data import make_split
 from gnn.models import create
-from gnn.models.base import Recommender
 from gnn.rundir import RunDir
-from gnn.snapshot import GraphSnapshot
+from gnn.snapshot import GraphSnapshot, build_snapshot
 from gnn.train import evaluate_run, train_run
+from gnn.trainer import Trainer
 
 CHECKPOINT = RunDir.CHECKPOINT
 
@@ -71,12 +72,44 @@ def test_resume_continues_exactly(slice_snapshot, tmp_path):
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
 
 
+def no_kg_snapshots() -> dict[str, GraphSnapshot]:
+    """The checkerboard's purchases without any knowledge graph: once with the KG node types
+    present but empty (no Category, no Brand, empty item-item frames), once with the types
+    absent altogether."""
+    board = checkerboard()
+    st = board.data["user", "reviewed", "item"]
+    ids = {t: list(board.ids[t]) for t in ("user", "item")}
+    inter = pd.DataFrame({"src": board.ids["user"][st.edge_index[0].numpy()],
+                          "dst": board.ids["item"][st.edge_index[1].numpy()], "count": 1,
+                          "first_ts": st.first_ts.numpy(), "last_ts": st.last_ts.numpy(),
+                          "split": pd.Series(st.split.numpy()).map({1: "train", 2: "test"})})
+    empty = pd.DataFrame(columns=["src", "dst"])
+    return {"empty types": build_snapshot({**ids, "category": [], "brand": []},
+                                          {"REVIEWED": inter, "IN_CATEGORY": empty,
+                                           "HAS_BRAND": empty, "ALSO_BOUGHT": empty}),
+            "no types": build_snapshot(ids, {"PURCHASED": inter})}
+
+
+@pytest.mark.parametrize("model", ["pop", "itemknn", "mf", "lightgcn", "hgt"])
+def test_every_model_trains_without_a_knowledge_graph(model, tmp_path):
+    """Issue 9: any node or relation type may be absent (here: the whole KG)."""
+    for name, snap in no_kg_snapshots().items():
+        assert not [et for et in snap.data.edge_types if "user" not in (et[0], et[2])]
+        cfg = fast_config(model, epochs=2, batch_size=32, kg_links=model in ("mf", "hgt"))
+        m = train_run(snap, cfg, tmp_path / name.replace(" ", "-"))
+        assert 0 <= m["ndcg@10"] <= 1 and m["test_users"] > 0, name
+        assert "cold_item_recall@20_baseline" in m  # the category baseline, without categories
+        loaded = RunDir(tmp_path / name.replace(" ", "-")).load_model()
+        items, _ = loaded.recommend(torch.arange(4), k=3, source=snap)
+        assert (items >= 0).all()
+
+
 @pytest.fixture(scope="module")
 def hgt_fitted(slice_snapshot):
     cfg = hgt_config(epochs=6, cold_item_fraction=0.2, id_dropout=0.2)
     split = make_split(slice_snapshot, cfg)
     model = create("hgt", cfg)
-    model.fit(split, cfg)
+    Trainer().fit(model, split)
     return model, split
 
 
@@ -103,7 +136,7 @@ def test_cold_items_get_embeddings_from_the_knowledge_graph(hgt_fitted, slice_sn
     assert (items[c] - items_cut[c]).norm() > 1e-3
     # a model without the KG cannot tell cold items apart (MF: one shared default row)
     mf = create("mf", fast_config("mf", epochs=1, cold_item_fraction=0.2))
-    mf.fit(split, mf.cfg)
+    Trainer().fit(mf, split)
     _, mf_items = mf.embeddings(g)
     assert (mf_items[cold] - mf_items[cold[0]]).abs().max() == 0
 
@@ -147,60 +180,36 @@ def add_reviews(snap: GraphSnapshot, user: str, items: list[str]) -> GraphSnapsh
 
 
 @pytest.mark.slow
-def test_two_process_distributed_training(slice_dir, tmp_path):
-    """torchrun --nproc_per_node=2 -m gnn.train on CPU (gloo): a valid run from rank 0."""
+def test_two_process_distributed_training_divides_the_batches(slice_dir, slice_snapshot,
+                                                             tmp_path):
+    """torchrun --nproc_per_node=2 -m gnn.train on CPU (gloo): the ranks take different batches
+    (an epoch has half the steps of one process), gradients are all-reduced, rank 0 writes a
+    valid run; the pairwise weights (kg_links) train under DDP too."""
     run = tmp_path / "ddp"
+    batch = 512
     # --standalone: a local rendezvous on a free port (--master_port=0 hangs in torch 2.13)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "gnn.train", "--snapshot", str(slice_dir), "--model", "hgt",
-           "--run-dir", str(run), "--epochs", "2", "--dim", "16", "--batch-size", "512",
-           "--device", "cpu", "--no-progress", "--set", "layers=2"]
+           "--run-dir", str(run), "--epochs", "2", "--dim", "16", "--batch-size", str(batch),
+           "--device", "cpu", "--no-progress", "--set", "layers=2", "--set", "kg_links=true"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["epochs"] == 2
     assert REQUIRED <= set(metrics)
-    model = Recommender.load(run / CHECKPOINT)
-    assert model.name == "hgt"
+    n = make_split(slice_snapshot, RunDir(run).load_config()).train.size(1)
+    one_process = math.ceil(n / batch)
+    two_processes = math.ceil(math.ceil(n / 2) / batch)
+    assert two_processes < one_process
+    history = json.loads((run / "history.json").read_text())
+    assert [h["steps"] for h in history] == [two_processes, two_processes]
+    model = RunDir(run).load_model()
+    assert model.name == "hgt" and not model.dot_product_only
+    assert model.net.pair.weight.abs().min() > 0  # trained (they start at 0)
 
 
-# ------------------------------------------------------------------------------ CLI
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    from kgrec.cli import app
-
-    monkeypatch.setenv("KGREC_RUNS_DIR", str(tmp_path / "runs"))
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, list(args))
-
-
-def test_cli_train_evaluate_compare(cli, slice_dir, tmp_path):
-    r = cli("train", "--model", "pop", "--run", "p1", "--snapshot", str(slice_dir))
-    assert r.exit_code == 0, r.output
-    run = tmp_path / "runs" / "p1"
-    assert (run / "snapshot" / "graph.pt").exists()  # cached for evaluate
-    before = json.loads((run / "metrics.json").read_text())
-    r = cli("evaluate", "--run", "p1")  # no --snapshot: the run's cached snapshot
-    assert r.exit_code == 0, r.output
-    after = json.loads((run / "metrics.json").read_text())
-    assert after["ndcg@10"] == before["ndcg@10"] and after["train_seconds"] == \
-        before["train_seconds"]
-    r = cli("train", "--model", "itemknn", "--run", "k1", "--snapshot", str(slice_dir))
-    assert r.exit_code == 0, r.output
-    r = cli("compare", str(run), "k1")
-    assert r.exit_code == 0 and "itemknn" in r.output and "pop" in r.output
-
-
-def test_cli_errors_name_the_fix(cli, slice_dir):
-    r = cli("evaluate", "--run", "nope")
-    assert r.exit_code == 1 and "kgrec train --run nope" in r.output
-    r = cli("train", "--model", "bert", "--run", "x", "--snapshot", str(slice_dir))
-    assert r.exit_code == 1 and "--model must be one of" in r.output
-    r = cli("train", "--model", "pop", "--run", "../evil", "--snapshot", str(slice_dir))
-    assert r.exit_code == 1 and "run name" in r.output
-
+# ------------------------------------------------------------------------------ entry point
 
 def test_module_entry_point(slice_dir, tmp_path):
     from gnn.train import main
@@ -210,3 +219,12 @@ def test_module_entry_point(slice_dir, tmp_path):
                  "--set", "dim=8", "--set", "loss=\"softmax\"", "--set", "neg_samples=8"]) == 0
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
     assert cfg["dim"] == 8 and cfg["loss"] == "softmax" and cfg["neg_samples"] == 8
+    # an existing run is never replaced unasked; a bad setting is one clear line
+    args = ["--snapshot", str(slice_dir), "--model", "pop", "--run-dir", str(tmp_path / "m"),
+            "--no-progress"]
+    assert main(args) == 2
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["model"] == "mf"
+    assert main([*args, "--overwrite"]) == 0
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["model"] == "pop"
+    assert main([*args[:-3], "--run-dir", str(tmp_path / "n"), "--set", "colditem=0"]) == 2
+    assert not (tmp_path / "n").exists()
