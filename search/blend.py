@@ -49,6 +49,19 @@ class Blend:
         return cls(personal=d["personal"], anonymous=d["anonymous"], fitted=d.get("fitted", {}))
 
 
+def combine(f: np.ndarray, known: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Score parts [..., 3] of features `f` [..., 3] under weights `w` [3]: w * f over the known
+    features, the weights renormalised over them (an item without interactions has no
+    popularity, an item the run does not know no personal score: their weight goes to the
+    features the item has); with no weight left, the text feature alone. Sum them for the score.
+    """
+    wk = known * w
+    den = wk.sum(-1, keepdims=True)
+    parts = np.where(den > 0, f * wk / np.where(den > 0, den, 1.0), 0.0)
+    parts[..., 0] = np.where(den[..., 0] > 0, parts[..., 0], f[..., 0])
+    return parts
+
+
 def simplex(step: float, dims: int) -> np.ndarray:
     """Every weight vector on the simplex grid of `step`."""
     n = int(round(1 / step))
@@ -61,6 +74,7 @@ class FitData:
     """The candidates of each query, prepared once for every grid point."""
 
     feats: np.ndarray  # [Q, C, 3], NaN padded
+    known: np.ndarray  # [Q, C, 3] which features each candidate has (padding: none)
     level: np.ndarray  # [Q, C] match levels (padding: -1)
     target_pos: np.ndarray  # [Q] position of the target among the candidates, -1 if absent
     rest_g: np.ndarray  # [Q] stats of the target past the candidates (when absent)
@@ -72,6 +86,7 @@ class FitData:
 
         C, Q = engine.cfg.candidates, len(queries)
         feats, level = np.full((Q, C, 3), np.nan), np.full((Q, C), -1)
+        known = np.zeros((Q, C, 3), bool)
         tpos, rg, rt = np.full(Q, -1), np.zeros(Q), np.ones(Q)
         match, idx = MatchCache(engine), engine.catalogue.index
         rows = list(zip(queries["user_id"].astype(str), queries["item_id"], queries["query"]))
@@ -83,20 +98,20 @@ class FitData:
                 q, m, target = start + j, match(query), idx[item]
                 exclude = exclusion(engine.history.get(user), target)
                 cand = engine.candidates(m, exclude)
-                feats[q, : len(cand)] = engine.features(cand, m, us[j])
+                feats[q, : len(cand)], known[q, : len(cand)] = engine.features(cand, m, us[j])
                 level[q, : len(cand)] = engine.levels(m)[cand]
                 hit = np.flatnonzero(cand == target)
                 if len(hit):
                     tpos[q] = hit[0]
                 else:
                     rg[q], rt[q] = engine.rest_stats(m, fbs[j], cand, exclude, target)
-        return cls(feats, level, tpos, rg, rt)
+        return cls(feats, known, level, tpos, rg, rt)
 
     def values(self, w: np.ndarray, k: int) -> dict[str, np.ndarray]:
         """Per-query tie-aware metrics of the blend `w`: the order is level, then blend."""
         from search.protocol import tie_aware
 
-        b = self.feats @ w  # [Q, C]
+        b = combine(self.feats, self.known, w).sum(-1)  # [Q, C]
         # |b| <= sqrt(C) (weights sum to 1, features are z-scores): a level step outweighs it
         s = self.level * (2.0 * math.sqrt(self.feats.shape[1]) + 2.0) + b
         s[np.isnan(s)] = -np.inf

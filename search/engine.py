@@ -9,15 +9,18 @@ One query (`SearchEngine.search`):
 3. candidates: the `candidates` items with a positive score that match most terms, then score
    best; ties at the cut by the popularity prior, then catalogue order (deterministic);
 4. three features per candidate, standardised within the candidates: text score, personal score
-   (user · item) and the popularity prior; their weighted sum (the run's `Blend`) is the score;
+   (user · item) and log popularity; their weighted sum (the run's `Blend`) is the score. A
+   feature an item lacks (popularity without interactions, a personal score for an item the
+   run does not know) is left out and the weights renormalised over the ones it has: an item
+   new to the shop is ranked by its text and the shopper's score, not buried as unpopular;
 5. the order: match level first (a query's words count first: "face cream" puts the items
    with both words before those with one, however popular), then the score; the ranking goes on
    past the candidates by level, text score and the fallback score (personal, else the prior),
    so a query that matches nothing still answers, with the shopper's best items, marked so.
 
-The popularity prior is log(1 + interactions); an item without any interaction (new to the
-catalogue, or held out as cold in the protocol) is not known to be unpopular: it gets the median
-prior of the items that have interactions, instead of the lowest value.
+Where no blend applies (ties at the candidate cut, the fallback order past the candidates) the
+popularity prior orders items: log(1 + interactions), and an item without any interaction gets
+the median of the others, not the lowest value (it is not known to be unpopular).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from search import text as T
-from search.blend import Blend
+from search.blend import Blend, combine
 from search.catalogue import Catalogue
 from search.config import EMPTY_QUERY, FEATURES, QueryError, SearchConfig
 from search.index import TextIndex, TextMatch
@@ -140,23 +143,29 @@ class SearchEngine:
         order = np.lexsort((pos, -self.prior[pos], -s[pos], -lv[pos]))
         return pos[order][:c]
 
-    def features(self, cand: np.ndarray, m: TextMatch, u: int | None) -> np.ndarray:
-        """[C, 3] standardised (text, personal, popularity prior) of the candidates."""
-        f = np.zeros((len(cand), 3))
+    def features(self, cand: np.ndarray, m: TextMatch, u: int | None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """([C, 3] standardised (text, personal, log popularity), [C, 3] which of them each
+        candidate has): no popularity without interactions, no personal score for an item the
+        run does not know (`search.blend.combine` leaves those out)."""
+        f, known = np.zeros((len(cand), 3)), np.ones((len(cand), 3), bool)
         f[:, 0] = zscore(m.scores[cand])
         if u is not None and self.personal is not None:
-            f[:, 1] = zscore(self.personal.scores(u, cand))
-        f[:, 2] = zscore(self.prior[cand])
-        return f
+            s = self.personal.scores(u, cand)
+            f[:, 1], known[:, 1] = zscore(s), ~np.isnan(s)
+        pop = self.popularity[cand]
+        f[:, 2] = zscore(np.where(pop > 0, np.log1p(pop), np.nan))
+        known[:, 2] = pop > 0
+        return f, known
 
     def rank(self, m: TextMatch, u: int | None, exclude: np.ndarray | None = None) -> Ranked:
         cand = self.candidates(m, exclude)
-        f = self.features(cand, m, u)
         w = self.blend.vector(u is not None)
-        b = f @ w
+        parts = combine(*self.features(cand, m, u), w)
+        b = parts.sum(1)
         lv = self.levels(m)[cand]
         order = np.lexsort((cand, -self.prior[cand], -m.scores[cand], -b, -lv))
-        return Ranked(cand[order], lv[order], b[order], f[order], w)
+        return Ranked(cand[order], lv[order], b[order], parts[order], w)
 
     def fallback_scores(self, u: int | None) -> np.ndarray:
         """Order of the items past the candidates (after level and text): personal, else the
@@ -223,8 +232,7 @@ class SearchEngine:
         hits = []
         for i in map(int, items):
             j = pos.get(i)
-            parts = None if j is None else dict(zip(FEATURES, (r.weights * r.features[j])
-                                                    .tolist()))
+            parts = None if j is None else dict(zip(FEATURES, r.parts[j].tolist()))
             ps = self.personal.scores(u, np.array([i]))[0] if u is not None else np.nan
             hits.append(Hit(
                 item_id=str(self.catalogue.ids[i]), title=self.catalogue.label(i),

@@ -41,7 +41,7 @@ class Ranked:
     cand: np.ndarray  # item indices
     level: np.ndarray  # their match levels
     blended: np.ndarray  # their blended scores
-    features: np.ndarray  # [C, 3] standardised features
+    parts: np.ndarray  # [C, 3] score parts (search.blend.combine): they sum to `blended`
     weights: np.ndarray  # [3] the blend used
 
     def stats(self, j: int) -> tuple[int, int]:

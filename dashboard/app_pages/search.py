@@ -103,9 +103,10 @@ with right:
 # --- the score parts of the re-ranked list ------------------------------------------------------
 st.subheader("Score parts of the re-ranked list")
 st.caption("Each part is the blend weight times the feature standardised over the BM25 "
-           "candidates: the BM25 score, the shopper's user · item score from the run, and the "
-           "popularity prior (log interactions; an item without any gets the median). The parts "
-           "add up to the score; items that match more of the query's words rank first.")
+           "candidates: the BM25 score, the shopper's user · item score from the run, and log "
+           "popularity; a feature an item lacks (no interactions yet, unknown to the run) is "
+           "left out and its weight spread over the others. The parts add up to the score; "
+           "items that match more of the query's words rank first.")
 parts = reranked.dropna(subset=["text part"])
 if parts.empty:
     st.caption("No candidate matched the text: the list comes from the fallback ranking.")

@@ -16,6 +16,7 @@ from core.errors import ConfigError
 from gnn.rundir import RunDir
 from kgrec.commands.common import config, console, err_console, friendly_errors, open_store
 from kgrec.tables import PAD, Col, table
+from search.config import SearchConfig
 
 MAX_K = 1000
 NO_RUN = "none"
@@ -135,7 +136,8 @@ def search_eval(
                               "(a seeded sample; 0 = all)."),
     fit_queries: int = typer.Option(20000, "--fit-queries",
                                     help="Validation queries the blend is fitted on."),
-    candidates: int = typer.Option(100, "--candidates", help="BM25 candidates re-ranked."),
+    candidates: int = typer.Option(SearchConfig.candidates, "--candidates",
+                                   help="BM25 candidates re-ranked per query."),
     queries: Path = typer.Option(None, "--queries", help="Evaluate these queries instead "
                                  "(CSV: user_id,item_id,query[,slice]), e.g. a run's "
                                  "search/queries_test.csv."),
@@ -144,7 +146,6 @@ def search_eval(
     validation queries, evaluate on test queries, write runs/NAME/search_metrics.json."""
     from kgrec.progress import progress_bars
     from search import assets as A
-    from search.config import SearchConfig
     from search.evaluate import evaluate_run
 
     if limit < 0:

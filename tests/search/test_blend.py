@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from core.errors import DataError
-from search.blend import Blend, fit_blend, simplex
+from search.blend import Blend, combine, fit_blend, simplex
 from search.config import SearchConfig
 from search.engine import SearchEngine
 from search.personal import Personal
@@ -87,3 +87,15 @@ def test_blend_round_trips(tmp_path):
     b.save(tmp_path / "blend.json")
     assert Blend.load(tmp_path / "blend.json") == b
     assert Blend().vector(True).sum() == pytest.approx(1.0)
+
+
+def test_combine_renormalises_the_weights_over_the_known_features():
+    f = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [4.0, 2.0, 3.0]])
+    known = np.array([[True, True, True], [True, True, False], [True, False, False]])
+    w = np.array([0.2, 0.3, 0.5])
+    parts = combine(f, known, w)
+    assert parts[0].tolist() == pytest.approx([0.2, 0.6, 1.5])
+    assert parts[1].tolist() == pytest.approx([0.4, 1.2, 0.0])  # 0.2 and 0.3 over 0.5
+    assert parts[2].tolist() == pytest.approx([4.0, 0.0, 0.0])
+    no_text = combine(f[2:], known[2:], np.array([0.0, 0.0, 1.0]))  # nothing known is weighted
+    assert no_text[0].tolist() == [4.0, 0.0, 0.0]

@@ -75,10 +75,10 @@ def test_score_parts_are_weight_times_feature_and_sum_to_the_score(flip_engine):
 
 @pytest.fixture
 def popular_partial_matches(catalogue):
-    """One item has both words of "face cream" and nobody bought it; popular items have one."""
+    """One item has both words of "face cream" and few buyers; popular items have one word."""
     cat = catalogue(["Face Wash Gel", "Cream Blush", "Day Face Cream", "Face Primer",
                      "Hand Cream"], categories=[["Beauty"]] * 5)
-    pop = np.array([900, 800, 0, 700, 600])
+    pop = np.array([900, 800, 5, 700, 600])
     blend = Blend(anonymous={"text": 0.1, "personal": 0.0, "popularity": 0.9})
     return cat, pop, blend
 
@@ -89,7 +89,7 @@ def test_items_with_more_of_the_query_words_rank_first(popular_partial_matches):
     r = engine.search("face cream", k=5)
     assert ids(r)[0] == "i02" and r.hits[0].matched == ["face", "cream"]
     assert all(len(h.matched) == 1 for h in r.hits[1:])
-    assert r.hits[0].reason.startswith("matches face, cream") and r.hits[0].popularity == 0
+    assert r.hits[0].reason.startswith("matches face, cream") and r.hits[0].popularity == 5
     # the order within one level is the blend's: popularity (0.9) decides among one-word items
     assert ids(r)[1:] == ["i00", "i01", "i03", "i04"]
 
@@ -128,6 +128,19 @@ def test_a_new_item_is_not_ranked_below_every_known_one(catalogue):
     assert engine.candidates(engine.match("face cream")).tolist() == [3, 1]
     r = engine.search("face cream", k=4)
     assert ids(r) == ["i03", "i01", "i02", "i00"]
+
+
+def test_a_new_item_is_ranked_by_what_is_known_about_it(catalogue):
+    """Popularity is unknown for an item without interactions: its weight goes to its text
+    (anonymous), so it lands between a popular and an unpopular item of equal text."""
+    engine = SearchEngine(catalogue(["face cream"] * 3), popularity=np.array([1000, 1, 0]),
+                          blend=Blend(anonymous={"text": 0.5, "personal": 0.0,
+                                                 "popularity": 0.5}))
+    r = engine.search("face cream", k=3)
+    assert ids(r) == ["i00", "i02", "i01"]
+    new = r.hits[1]
+    assert new.parts == {"text": 0.0, "personal": 0.0, "popularity": 0.0}
+    assert r.hits[0].parts["popularity"] == pytest.approx(0.5)
 
 
 # ----------------------------------------------------------------------------- history, bad input
