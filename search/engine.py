@@ -120,9 +120,6 @@ class SearchEngine:
             return None
         return self.personal.user_index.get(str(user))
 
-    def weights(self, personal: bool) -> dict[str, float]:
-        return dict(zip(FEATURES, self.blend.vector(personal).tolist()))
-
     # --- the pipeline (shared by search, the blend fit and the protocol)
     def levels(self, m: TextMatch) -> np.ndarray:
         return m.level if self.cfg.match_first else np.zeros(len(m.level), np.int64)
