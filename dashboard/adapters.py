@@ -1,9 +1,10 @@
 """The dashboard's contact with the other stages' Python APIs, mapped to what the pages draw:
 
 - explanations: `graph.explain.explain` (issue 4) -> `data.PathView`s, ranked with the run's
-  user/item vectors when the run has them (runs/NAME/search/serving.npz, from search.engine);
-- search: `search.engine` (issue 5) -> a `SearchView` holding a `SearchEngine` for one run (or a
-  text + popularity engine built from the graph when no run is chosen).
+  user/item vectors when the run has them (runs/NAME/search/serving.npz, from search.assets);
+- search: `search.assets` -> a `SearchView` holding the same `SearchEngine` `kgrec search`
+  builds for one run (or the text + popularity engine of the graph when no run is chosen); the
+  page reads its public API only (`search`, `text_ranking`, hits' score parts).
 
 When a stage is not installed, `explain` returns None and the page says what builds it.
 """
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ _EMBEDDINGS: dict[tuple[str, float], Any] = {}
 def node_embeddings(run_dir: Path):
     """`graph.explain.NodeEmbeddings` of the vectors that made the run's recommendations: the
     `embeddings.npz` that `kgrec recommend` saves in the run (read with its own loader), else
-    the serving vectors search.engine caches; None when the run has neither (paths are then
+    the serving vectors search.assets caches; None when the run has neither (paths are then
     ranked by type alone)."""
     from gnn.rundir import RunDir
     from graph.explain import NodeEmbeddings
@@ -73,7 +73,7 @@ def node_embeddings(run_dir: Path):
             if path.name == RunDir.EMBEDDINGS:
                 _EMBEDDINGS[key] = NodeEmbeddings(rd.load_embeddings())
             else:
-                from search.engine import RunAssets
+                from search.serving import RunAssets
 
                 a = RunAssets.load(path)
                 _EMBEDDINGS[key] = NodeEmbeddings({"user": (a.user_ids, a.user_emb),
@@ -86,93 +86,55 @@ def node_embeddings(run_dir: Path):
 
 @dataclass
 class SearchView:
-    engine: Any  # search.engine.SearchEngine
+    engine: Any  # search.engine.SearchEngine (used through its public methods only)
     run: str | None
-    personal: bool  # the engine has user vectors
-    blend_fitted: bool
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def personal(self) -> bool:
+        """The engine has user vectors (a trained run)."""
+        return self.run is not None
 
 
 def search_engine(store, run_dir: Path | None) -> SearchView:
-    """A search engine for `run_dir`'s model, or text + popularity only when `run_dir` is None.
+    """The engine `kgrec search` builds (`search.assets`): the run's (cached catalogue, saved
+    BM25 index, serving vectors, fitted blend or the defaults), or without a run text +
+    popularity from the graph. Search assets a run lacks are built once, as the CLI does."""
+    from gnn.rundir import RunDir
+    from search import assets as A
 
-    Uses the run's cached search assets (catalogue, serving vectors, fitted blend) and builds
-    the missing ones the way `kgrec search` does, except the blend: fitting it runs the
-    validation protocol (minutes), so without `blend.json` the default weights are used and the
-    page says which command fits them.
-    """
-    from search import engine as S
+    def open_store(start: bool = True):
+        return contextlib.nullcontext(store)
 
     if run_dir is None:
-        cat = S.Catalogue.from_store(store)
-        pop = _graph_popularity(store, cat)
-        engine = S.SearchEngine(cat, popularity=pop)
-        return SearchView(engine, None, False, False,
-                          ["no run chosen: text + popularity only"])
-    run_dir = Path(run_dir)
-    assets = S.serving_assets(run_dir)
-    cat, notes = S.catalogue_for(run_dir, open_store=lambda: contextlib.nullcontext(store))
-    blend_path = S.search_dir(run_dir) / "blend.json"
-    fitted = blend_path.exists()
-    blend = S.Blend.load(blend_path) if fitted else S.Blend()
-    if not fitted:
-        notes = notes + [f"the blend of run {run_dir.name} is not fitted yet: default weights "
-                         f"(fit them with `kgrec search-eval --run {run_dir.name}`)"]
-    engine = assets.engine(cat, blend=blend)
-    return SearchView(engine, run_dir.name, True, fitted, list(notes))
-
-
-def _graph_popularity(store, cat) -> np.ndarray:
-    """Interactions per catalogue item from the event store beside the graph (zeros if none)."""
-    try:
-        from etl.load import event_store
-
-        ev = event_store(Path(store.cfg.home))
-    except Exception as e:  # noqa: BLE001 (popularity is a nicety for anonymous search)
-        log.info("no event store for popularity: %s", e)
-        return np.zeros(len(cat))
-    if ev.empty:
-        return np.zeros(len(cat))
-    if "split" in ev.columns:
-        ev = ev[ev["split"] != "test"]
-    counts = ev.groupby("item_id").size()
-    return pd.Series(cat.ids).map(counts).fillna(0).to_numpy(np.float64)
+        engine, notes = A.graph_engine(open_store, store.cfg)
+        return SearchView(engine, None, ["no run chosen: text + popularity only", *notes[1:]])
+    engine, notes = A.load_engine(RunDir(run_dir), open_store)
+    return SearchView(engine, Path(run_dir).name, notes)
 
 
 def bm25_top(view: SearchView, query: str, k: int) -> tuple[pd.DataFrame, list[str]]:
-    """The text-only ranking: BM25 over the item text, ties by popularity (as the engine's
-    candidate generation). Raises search.engine.QueryError for an unsearchable query."""
-    e = view.engine
-    terms, notes = e.parse(query)
-    text = e.index.scores(terms)
-    cand = e.candidates(text)[:k]
-    rows = [{"rank": r + 1, "item_id": str(e.catalogue.ids[i]), "title": e.catalogue.label(i),
-             "bm25": float(text[i]), "popularity": int(e.popularity[i])}
-            for r, i in enumerate(cand)]
-    return pd.DataFrame(rows, columns=["rank", "item_id", "title", "bm25", "popularity"]), notes
+    """The text-only ranking (`SearchEngine.text_ranking`). Raises search.config.QueryError for
+    an unsearchable query."""
+    r = view.engine.text_ranking(query, k)
+    rows = [{"rank": j + 1, "item_id": h.item_id, "title": h.title, "bm25": h.text_score,
+             "popularity": h.popularity} for j, h in enumerate(r.hits)]
+    return pd.DataFrame(rows, columns=["rank", "item_id", "title", "bm25", "popularity"]), r.notes
 
 
 def reranked_top(view: SearchView, query: str, user: str | None, k: int
                  ) -> tuple[pd.DataFrame, Any]:
-    """The product ranking (`SearchEngine.search`) with each candidate's score parts: the
-    blend weight times the standardised feature, for text, personal and popularity."""
-    e = view.engine
-    result = e.search(query, user, k=k)
-    u = e.user_index(user)
-    terms = result.terms
-    text = e.index.scores(terms)
-    ranked = e.rank(text, u)
-    w = e.blend.vector(u is not None)
-    parts = {int(i): f * w for i, f in zip(ranked.cand, ranked.features)}
-    pos = e.catalogue.index
+    """The product ranking (`SearchEngine.search`) with each hit's score parts: the blend weight
+    times the standardised feature, for text, personal and popularity (None past the
+    candidates)."""
+    result = view.engine.search(query, user, k=k)
     rows = []
     for r, h in enumerate(result.hits):
-        p = parts.get(pos[h.item_id])
+        parts = h.parts or {}
         rows.append({
             "rank": r + 1, "item_id": h.item_id, "title": h.title, "score": h.score,
-            "text part": None if p is None else float(p[0]),
-            "personal part": None if p is None else float(p[1]),
-            "popularity part": None if p is None else float(p[2]),
+            "text part": parts.get("text"), "personal part": parts.get("personal"),
+            "popularity part": parts.get("popularity"),
             "bm25": h.text_score, "personal": h.personal_score, "popularity": h.popularity,
             "reason": h.reason})
     return pd.DataFrame(rows), result

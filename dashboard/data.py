@@ -341,16 +341,30 @@ def run_path(name: str) -> Path:
     return runs_dir() / name
 
 
-# --- search (gnn/search.py, issue 5) --------------------------------------------------------------
+# --- search (search.assets: the engine `kgrec search` builds) -------------------------------------
 
-def _run_signature(run_dir: Path) -> tuple[float, ...]:
-    """What a run's search engine depends on: its model and its fitted blend (their mtimes)."""
-    files = (run_dir / "checkpoint" / "model.pt", run_dir / "search" / "blend.json")
-    return tuple(f.stat().st_mtime if f.exists() else 0.0 for f in files)
+def _run_signature(run: str) -> tuple[float, ...]:
+    """What a run's search engine depends on besides the graph: its model and its fitted blend
+    (their modification times)."""
+    from gnn.rundir import RunDir
+    from search.assets import BLEND
+
+    rd = RunDir(run_path(run))
+    return tuple(f.stat().st_mtime if f.exists() else 0.0
+                 for f in (rd.model_file, rd.search_file(BLEND)))
+
+
+@st.cache_data(ttl=TTL_FILES, show_spinner=False)
+def _graph_signature(_store, key: str) -> tuple[tuple[str, int], ...]:
+    """Node counts the search catalogue depends on (cheap; re-read every TTL_FILES s): a reset
+    and a reload give other engines, not the cached ones."""
+    from search.catalogue import graph_signature
+
+    return tuple(sorted(graph_signature(_store).items()))
 
 
 @st.cache_resource(show_spinner="Loading the search index…", max_entries=3)
-def _search_engine(run: str | None, signature: tuple, key: str, _store):
+def _search_engine(run: str | None, signature: tuple, graph: tuple, key: str, _store):
     from dashboard import adapters
 
     return adapters.search_engine(_store, None if run is None else run_path(run))
@@ -359,8 +373,15 @@ def _search_engine(run: str | None, signature: tuple, key: str, _store):
 def search_engine(run: str | None):
     """The search engine of run `run` (None: text + popularity only, built from the graph)."""
     s, key = _g()
-    sig = _run_signature(run_path(run)) if run else ()
-    return _search_engine(run, sig, key, s)
+    sig = _run_signature(run) if run else ()
+    return _search_engine(run, sig, _graph_signature(s, key), key, s)
+
+
+def trained_runs() -> list[str]:
+    """Names of the runs with a trained model, as `gnn.rundir.list_runs` finds them."""
+    from gnn.rundir import list_runs
+
+    return [r.name for r in list_runs(runs_dir())]
 
 
 def env_flag(name: str) -> bool:

@@ -388,10 +388,20 @@ RETURN DISTINCT r.run_id AS run_id, r.model AS model
 """
 
 # --- search (issue 5) ---------------------------------------------------------------------
-# Interactions per item and behaviour type: the popularity prior of search without a trained run.
+# Interactions per item, behaviour type and split label: search.popularity keeps the target
+# relation's non-test ones (the popularity prior of search without a trained run).
+
+# A few items' text, by id: search compares them with its cached catalogue (a reset and a
+# reload behind a cache's back are noticed without reading the whole catalogue again).
+SEARCH_ITEM_SAMPLE: LiteralString = """
+MATCH (i:Item) WHERE i.id IN $ids
+OPTIONAL MATCH (i)-[:HAS_BRAND]->(b:Brand)
+RETURN i.id AS id, i.title AS title, b.name AS brand
+"""
 
 ITEM_POPULARITY: dict[str, LiteralString] = {
-    rel: "MATCH (:User)-[:" + rel + "]->(i:Item) RETURN i.id AS id, count(*) AS n"
+    rel: "MATCH (:User)-[e:" + rel + "]->(i:Item) RETURN i.id AS id, e.split AS split, "
+         "count(*) AS n"
     for rel in BEHAVIOUR_TYPES
 }
 

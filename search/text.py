@@ -4,7 +4,9 @@
   stay words: they simply match nothing in an English catalogue), stop words removed, then a
   light plural stemmer (Harman's "S" stemmer) so that a query "creams" meets a title "Cream".
   The same function runs on both sides of the index, which is what makes BM25 scores meaningful.
-- `item_text(title, brand, categories)`: the title where there is one, else brand + categories.
+- `item_text(title, brand, categories)`: everything the catalogue says about an item: title, brand
+  and category names (an item is found by its category even when its title does not name it, and
+  the protocol's category-name queries meet the same text a shopper's words do).
 - `category_query(names)`: the product-search evaluation query of Ai et al. (SIGIR 2017): the
   item's category names lower-cased, stop words and repeated words removed, in order.
 """
@@ -19,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from bm25s.stopwords import STOPWORDS_EN
 
 STOP_WORDS: frozenset[str] = frozenset(STOPWORDS_EN)
+VERSION = 2  # of `terms` + `item_text`: a saved index built with another version is rebuilt
 
 _POSSESSIVE = re.compile(r"['’]s\b")
 _WORD = re.compile(r"\w+")
@@ -55,11 +58,8 @@ def terms(text: object) -> list[str]:
 
 
 def item_text(title: object, brand: object, categories: Iterable[object]) -> str:
-    """What an item is found by: its title, else its brand and category names."""
-    t = clean(title)
-    if t:
-        return t
-    return " ".join(x for x in [clean(brand), *(clean(c) for c in categories)] if x)
+    """What an item is found by: its title, brand and category names (broadest first)."""
+    return " ".join(x for x in [clean(title), clean(brand), *(clean(c) for c in categories)] if x)
 
 
 def category_query(names: Sequence[object]) -> str:

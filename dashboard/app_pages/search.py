@@ -12,9 +12,7 @@ st.title("Search")
 counts = ui.graph_counts()
 qp = st.query_params
 
-runs = data.runs()
-trained = [r for r in (runs["run"].tolist() if not runs.empty else [])
-           if (data.run_path(r) / "checkpoint" / "model.pt").exists()]
+trained = data.trained_runs()
 NO_RUN = ""  # text + popularity only
 run_options = trained + [NO_RUN]
 
@@ -60,17 +58,16 @@ except KgrecError as e:
 try:
     bm25, notes = adapters.bm25_top(view, query, int(k))
     reranked, result = adapters.reranked_top(view, query, user, int(k))
-except KgrecError as e:  # search.engine.QueryError: empty query, only stop words...
+except KgrecError as e:  # search.config.QueryError: empty query, only stop words...
     st.warning(str(e), icon=":material/search_off:")
     st.stop()
 
 for note in ui.unique(list(view.notes) + list(result.notes)):
     st.caption(f"ℹ️ {note}")
-w = view.engine.blend.personal if result.mode == "personal" else view.engine.blend.anonymous
 st.caption(f"Mode: **{result.mode}** · {result.matches:,} items match "
-           f"{', '.join(result.terms)} · blend weights: "
-           + ", ".join(f"{name} {v:.2f}" for name, v in w.items())
-           + ("" if view.blend_fitted or run is None else " (defaults, not fitted)"))
+           f"{', '.join(result.terms)} · items matching more of the words first, then blend "
+           "weights: " + ", ".join(f"{name} {v:.2f}" for name, v in result.weights.items())
+           + ("" if result.weights_fitted or run is None else " (defaults, not fitted)"))
 
 bm25_rank = dict(zip(bm25["item_id"], bm25["rank"]))
 
@@ -107,7 +104,9 @@ with right:
 st.subheader("Score parts of the re-ranked list")
 st.caption("Each part is the blend weight times the feature standardised over the BM25 "
            "candidates: the BM25 score, the shopper's user · item score from the run, and log "
-           "popularity. The parts add up to the score.")
+           "popularity; a feature an item lacks (no interactions yet, unknown to the run) is "
+           "left out and its weight spread over the others. The parts add up to the score; "
+           "items that match more of the query's words rank first.")
 parts = reranked.dropna(subset=["text part"])
 if parts.empty:
     st.caption("No candidate matched the text: the list comes from the fallback ranking.")

@@ -1,5 +1,5 @@
 """`kgrec search "QUERY"` and `kgrec search-eval --run NAME`: product search over the graph's
-items, re-ranked for a shopper by a trained run (search.engine)."""
+items, re-ranked for a shopper by a trained run (`search.assets`, `search.evaluate`)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,16 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from core.config import Config
 from core.errors import ConfigError
 from gnn.rundir import RunDir
 from kgrec.commands.common import config, console, err_console, friendly_errors, open_store
+from kgrec.tables import PAD, Col, table
+from search.config import SearchConfig
 
 MAX_K = 1000
+NO_RUN = "none"
 
 
 @friendly_errors
@@ -27,51 +28,57 @@ def search(
     user: str = typer.Option(None, "--user", "-u", help="A user id: personalise the ranking."),
     k: int = typer.Option(10, "--k", "-k", help=f"Results to show (1-{MAX_K})."),
     run: str = typer.Option(None, "--run", help="Trained run to re-rank with (default: the "
-                            "latest run; none: text + popularity from the graph)."),
+                            "latest hgt run, else the latest run; 'none': text + popularity "
+                            "from the graph, no run)."),
     hide_owned: bool = typer.Option(False, "--hide-owned",
                                     help="Leave out items the user already has."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
-    snapshot: Path = typer.Option(None, envvar="KGREC_SNAPSHOT", hidden=True,
-                                  help="The run's saved graph snapshot, if not in the run."),
+    refresh: bool = typer.Option(False, "--refresh", help="Read the item text (and, without a "
+                                 "run, the popularity) from the graph again instead of the "
+                                 "cached copy."),
 ) -> None:
-    """Search the catalogue: BM25 candidates re-ranked by text, personal and popularity scores."""
-    from search import engine as S
+    """Search the catalogue: items matching more of the query's words first, then BM25, personal
+    and popularity scores blended."""
+    from search.config import EMPTY_QUERY, QueryError
 
     if not 1 <= k <= MAX_K:
         raise ConfigError(f"--k must be between 1 and {MAX_K} (got {k})")
     if not query.strip():
-        _refuse(S.EMPTY_QUERY)
-    cfg = config()
+        _refuse(EMPTY_QUERY)
     t0 = time.perf_counter()
-    engine, where, notes = _engine(cfg, run, snapshot)
+    engine, where, notes = _engine(config(), run, refresh)
     try:
         result = engine.search(query, user=user, k=k, exclude_history=hide_owned)
-    except S.QueryError as e:
+    except QueryError as e:
         _refuse(str(e))
     ms = (time.perf_counter() - t0) * 1e3
     if as_json:
         console.print_json(json.dumps({
             "query": result.query, "terms": result.terms, "user": result.user,
             "mode": result.mode, "source": where, "matches": result.matches,
-            "notes": notes + result.notes,
+            "weights": result.weights, "notes": notes + result.notes,
             "hits": [{**h.__dict__, "score": None if math.isnan(h.score) else h.score}
                      for h in result.hits]}))
         return
     _notes(notes + result.notes)
     who = f"for user {result.user}" if result.mode == "personal" else "anonymous"
-    table = Table(title=escape(f"{result.query[:60]!r}: {result.matches:,} matching items, "
-                               f"{who} ({where})"), title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("item")
-    table.add_column("title", max_width=48, overflow="ellipsis", no_wrap=True)
-    table.add_column("text", justify="right")
-    table.add_column("personal", justify="right")
-    table.add_column("why", overflow="fold")
-    for rank, h in enumerate(result.hits, 1):
-        table.add_row(str(rank), escape(h.item_id), escape(h.title), f"{h.text_score:.2f}",
-                      "-" if h.personal_score is None else f"{h.personal_score:.2f}",
-                      escape(h.reason))
-    console.print(table)
+    personal = result.mode == "personal"
+    # title and why share what the fixed columns leave (numbers go first when space is short):
+    # both fold within their width, neither is cut
+    ids = max([len(h.item_id) for h in result.hits] + [4])
+    room = max((console.width or 80) - 1 - (3 + PAD) - (ids + PAD) - 2 * PAD, 40)
+    cols = [Col("#", "number"), Col("item", "id"),
+            Col("title", max_width=min(60, room * 11 // 20)),
+            Col("why", max_width=min(48, room - min(60, room * 11 // 20))),
+            Col("text", "number", priority=2)]
+    if personal:
+        cols.append(Col("personal", "number", priority=1))
+    rows = [[rank, h.item_id, h.title, h.reason, f"{h.text_score:.2f}",
+             *(["-" if h.personal_score is None else f"{h.personal_score:.2f}"] if personal
+               else [])]
+            for rank, h in enumerate(result.hits, 1)]
+    console.print(table(f"{result.query[:60]!r}: {result.matches:,} matching items, {who} "
+                        f"({where})", cols, rows, console))
     console.print(f"[dim]{ms:.0f} ms including loading[/dim]")
 
 
@@ -86,23 +93,40 @@ def _notes(notes: list[str]) -> None:
         err_console.print(f"[yellow]note:[/yellow] {escape(n)}", highlight=False)
 
 
-def _engine(cfg: Config, run: str | None, snapshot: Path | None = None):
-    """(engine, description, notes): the named or latest run, else the graph alone."""
-    from search import engine as S
+def _engine(cfg: Config, run: str | None, refresh: bool = False):
+    """(engine, description, notes): the named run, the default run (the latest hgt run, else
+    the latest run), or the graph alone (`--run none`, or no trained run)."""
+    from search import assets as A
 
-    scfg = S.SearchConfig()
-    run_dir = RunDir.named(cfg.runs_dir, run).path if run else S.latest_run(cfg.runs_dir)
-    if run_dir is None:
-        with console.status("reading the catalogue from the graph…"):
-            with open_store(cfg) as store:
-                engine = S.graph_engine(store, scfg)
-        return engine, "no trained run: text + popularity", [
-            "no trained run found: results are not personalised (train one with kgrec train)"]
-    S.check_run(run_dir)
-    with console.status(f"loading run {run_dir.name}…"):
-        engine, notes = S.load_engine(run_dir, lambda: open_store(cfg), scfg,
-                                      _snapshot_fn(cfg, run_dir, snapshot))
-    return engine, f"run {run_dir.name}", notes
+    rd = None
+    if run is None:
+        rd = A.default_run(cfg.runs_dir)
+    elif run.lower() != NO_RUN:
+        rd = RunDir.named(cfg.runs_dir, run).require_trained()
+    if rd is None:
+        with console.status("loading the catalogue…"):
+            engine, notes = A.graph_engine(_opener(cfg), cfg.graph, refresh=refresh)
+        if run is None:
+            notes = ["no trained run found: results are not personalised (train one with "
+                     "kgrec train)", *notes]
+        return engine, "no run: text + popularity", notes
+    with console.status(f"loading run {rd.name}…"):
+        engine, notes = A.load_engine(rd, _opener(cfg), refresh=refresh)
+    how = "" if run is not None else f", the latest {rd.model_name()} run"
+    return engine, f"run {rd.name}{how}", notes
+
+
+def _opener(cfg: Config):
+    """`open_store(start=...)` for search.assets: with start=False, a stopped embedded server
+    stays stopped (GraphUnavailable), so checking a cache never starts one."""
+    def open_(start: bool = True):
+        if start:
+            return open_store(cfg)
+        from graph.store import GraphStore
+
+        return GraphStore(cfg.graph, start_embedded=False)
+
+    return open_
 
 
 @friendly_errors
@@ -112,47 +136,38 @@ def search_eval(
                               "(a seeded sample; 0 = all)."),
     fit_queries: int = typer.Option(20000, "--fit-queries",
                                     help="Validation queries the blend is fitted on."),
-    candidates: int = typer.Option(100, "--candidates", help="BM25 candidates re-ranked."),
+    candidates: int = typer.Option(SearchConfig.candidates, "--candidates",
+                                   help="BM25 candidates re-ranked per query."),
     queries: Path = typer.Option(None, "--queries", help="Evaluate these queries instead "
                                  "(CSV: user_id,item_id,query[,slice]), e.g. a run's "
                                  "search/queries_test.csv."),
-    refresh_catalogue: bool = typer.Option(False, "--refresh-catalogue",
-                                           help="Read the item text from the graph again."),
-    snapshot: Path = typer.Option(None, envvar="KGREC_SNAPSHOT", hidden=True,
-                                  help="The run's saved graph snapshot, if not in the run."),
 ) -> None:
-    """Run the product-search protocol (Ai et al. 2017) on a trained run and write
-    runs/NAME/search_metrics.json."""
-    from search import engine as S
+    """Run the product-search protocol (Ai et al. 2017) on a trained run: fit the blend on
+    validation queries, evaluate on test queries, write runs/NAME/search_metrics.json."""
+    from kgrec.progress import progress_bars
+    from search import assets as A
+    from search.evaluate import evaluate_run
 
     if limit < 0:
         raise ConfigError(f"--limit must be >= 0 (got {limit})")
     cfg = config()
-    run_dir = RunDir.named(cfg.runs_dir, run).path
-    S.check_run(run_dir)
-    scfg = S.SearchConfig(candidates=candidates, fit_queries=fit_queries,
-                          eval_queries=limit or None)
+    rd = RunDir.named(cfg.runs_dir, run).require_trained()
+    scfg = SearchConfig(candidates=candidates, fit_queries=fit_queries,
+                        eval_queries=limit or None)
     if queries is not None and not queries.exists():
         raise ConfigError(f"--queries {queries}: no such file")
-    snap = _snapshot_fn(cfg, run_dir, snapshot)
+
+    store = _opener(cfg)
     with console.status("reading the item text…"):
-        catalogue, notes = S.catalogue_for(run_dir, lambda: open_store(cfg),
-                                           refresh=refresh_catalogue, snapshot_fn=snap)
-    _notes(notes)
-    with Progress(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as bars:
-        tasks: dict[str, int] = {}
-
-        def progress(step: str, done: int, total: int) -> None:
-            if step not in tasks:
-                tasks[step] = bars.add_task(step, total=total)
-            bars.update(tasks[step], completed=done, total=total)
-
-        out = S.evaluate_run(run_dir, catalogue, scfg, queries_file=queries, progress=progress,
-                             snapshot_fn=snap)
+        catalogue, notes = A.catalogue_for(rd.search_file, store, rd.load_snapshot)
+        index, more = A.index_for(rd.search_file, catalogue, scfg)
+    _notes(notes + more)
+    with rd.lock("search-eval"), progress_bars(transient=True, width=36) as progress:
+        out = evaluate_run(rd, catalogue, index, scfg, queries_file=queries, progress=progress,
+                           open_store=store)
     console.print(metrics_table(out, scfg.k))
-    console.print(f"latency per query: p50 {out.get('latency_p50_ms', float('nan')):.1f} ms, "
-                  f"p95 {out.get('latency_p95_ms', float('nan')):.1f} ms "
+    console.print(f"latency per query: p50 {out.get('latency_p50_ms') or math.nan:.1f} ms, "
+                  f"p95 {out.get('latency_p95_ms') or math.nan:.1f} ms "
                   f"({out.get('latency_queries', 0)} queries)")
     w = out["blend"]
     console.print("blend (fitted on validation queries): personal "
@@ -165,33 +180,24 @@ def search_eval(
                   + (f" (of {out['queries_available']:,})"
                      if out["queries_available"] != out["queries"] else "")
                   + (f"; skipped: {skipped}" if skipped else ""))
-    console.print(f"wrote {run_dir / 'search_metrics.json'}")
+    console.print(f"wrote {rd.file(RunDir.SEARCH_METRICS)}")
 
 
-def _snapshot_fn(cfg: Config, run_dir: Path, snapshot: Path | None):
-    """The run's snapshot, loaded only when needed, as `kgrec train` finds it: the given
-    one, else the run's cached copy, else exported from the graph (and cached)."""
-    from kgrec.commands.train_cmd import load_snapshot
+def metrics_table(out: dict, k: int = 10):
+    """Every method's MRR / NDCG@k / HR@k, overall and per slice (warm, cold)."""
+    from search.config import METHODS
 
-    cached: list = []
+    names = ("mrr", f"ndcg@{k}", f"hr@{k}")
+    slices = out.get("slices") or {}
+    cols = [Col("method", "id")] + [Col(n, "number") for n in names]
+    cols += [Col(f"{s} {n}", "number", priority=1 + j) for s in slices
+             for j, n in enumerate(names)]
 
-    def load():
-        if not cached:
-            cached.append(load_snapshot(cfg, RunDir(run_dir), snapshot))
-        return cached[0]
+    def cell(d: dict, key: str) -> str:
+        v = d.get(key)
+        return "–" if v is None else f"{v:.4f}"
 
-    return load
-
-
-def metrics_table(out: dict, k: int = 10) -> Table:
-    from search.engine import METHODS
-
-    table = Table(title=f"search on run {out['run']} ({out['queries']:,} test queries)",
-                  title_justify="left")
-    table.add_column("method")
-    for m in ("mrr", f"ndcg@{k}", f"hr@{k}"):
-        table.add_column(m, justify="right")
-    for method in METHODS:
-        table.add_row(method, *(f"{out.get(f'{method}.{m}', float('nan')):.4f}"
-                                for m in ("mrr", f"ndcg@{k}", f"hr@{k}")))
-    return table
+    rows = [[m, *(cell(out, f"{m}.{n}") for n in names),
+             *(cell(slices[s], f"{m}.{n}") for s in slices for n in names)] for m in METHODS]
+    return table(f"search on run {out['run']} ({out['queries']:,} test queries)", cols, rows,
+                 console)

@@ -1,7 +1,8 @@
 """A tiny shop in the real embedded graph, and a real run trained on it (mf, CPU, seconds).
 
 Two kinds of shoppers: the A users review rose things, the B users lavender things. Two face
-creams have the same text ("Rose Face Cream", "Lavender Face Cream"); the lavender one is reviewed
+creams have text of the same shape ("Rose Face Cream" by R'Rosa, "Lavender Face Cream" by
+L'Lavande, in the same categories: equal BM25 scores for "face cream"); the lavender one is reviewed
 by far more users, so without a user it comes first, and for an A user the rose one must.
 """
 
@@ -75,7 +76,7 @@ def load_tiny_shop(store) -> None:
     store.write(Q.MERGE_USERS, rows=[{"id": u} for u in users])
     store.write(Q.MERGE_ITEMS, rows=[{"id": i["id"], "title": i["title"], "price": 9.5}
                                      for i in items])
-    store.write(Q.MERGE_BRANDS, rows=[{"id": "rosa", "name": "Rosa"},
+    store.write(Q.MERGE_BRANDS, rows=[{"id": "rosa", "name": "R&#39;Rosa"},
                                       {"id": "lavande", "name": "L&#39;Lavande"}])
     store.write(Q.MERGE_CATEGORIES, rows=[{"id": k, "name": v} for k, v in CATEGORY_NAMES.items()])
     store.write(Q.MERGE_SUBCATEGORY_OF, rows=[{"src": c, "dst": p} for c, p in PARENTS])
@@ -84,6 +85,12 @@ def load_tiny_shop(store) -> None:
     store.write(Q.MERGE_HAS_BRAND, rows=[{"src": i["id"], "dst": i["brand"]}
                                          for i in items if i["brand"]])
     store.write(Q.MERGE_BEHAVIOUR["REVIEWED"], rows=tiny_reviews())
+
+
+@pytest.fixture(name="load_tiny_shop")
+def load_tiny_shop_fixture():
+    """`load_tiny_shop`, for tests that reset and reload the graph."""
+    return load_tiny_shop
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +140,20 @@ def search_env(cfg, store) -> dict[str, str]:
     env.update(KGREC_HOME=str(cfg.graph.home), KGREC_QUARANTINE_DIR=str(cfg.etl.quarantine_dir),
                KGREC_RUNS_DIR=str(cfg.runs_dir))
     return env
+
+
+def make_catalogue(titles: list[str], categories: list[list[str]] | None = None,
+                   brands: list[str] | None = None):
+    """A Catalogue of items i00, i01, ... (no graph)."""
+    from search.catalogue import Catalogue
+
+    n = len(titles)
+    return Catalogue(ids=np.array([f"i{j:02d}" for j in range(n)], dtype=object),
+                     titles=list(titles), brands=brands or [""] * n,
+                     categories=categories or [["Beauty"]] * n)
+
+
+@pytest.fixture(name="catalogue")
+def catalogue_fixture():
+    """`make_catalogue` for tests that need no graph."""
+    return make_catalogue

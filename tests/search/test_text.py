@@ -22,8 +22,9 @@ def test_non_latin_text_stays_words():
     assert T.terms("Крем для лица 面霜") == ["крем", "для", "лица", "面霜"]
 
 
-def test_item_text_is_the_title_else_brand_and_categories():
-    assert T.item_text("Rose &amp; Honey  Cream", "Rosa", ["Beauty"]) == "Rose & Honey Cream"
+def test_item_text_is_title_brand_and_categories():
+    assert T.item_text("Rose &amp; Honey  Cream", "Rosa", ["Beauty", "Face"]) == \
+        "Rose & Honey Cream Rosa Beauty Face"
     assert T.item_text("", "L&#39;Lavande", ["Beauty", "Bath & Body"]) == \
         "L'Lavande Beauty Bath & Body"
     assert T.item_text(None, None, []) == ""
