@@ -185,6 +185,22 @@ MATCH (i:Item {id: id})
 RETURN i.id AS id, i.title AS title
 """
 
+# A few users' current histories (fold-in without exporting the graph; a user without edges
+# comes back once with rel null) and what a user has done with one item (`kgrec explain`).
+USER_HISTORIES: LiteralString = (
+    "UNWIND $ids AS id MATCH (u:User {id: id}) "
+    "OPTIONAL MATCH (u)-[e:" + "|".join(BEHAVIOUR_TYPES) + "]->(i:Item) "
+    "RETURN u.id AS user_id, type(e) AS rel, i.id AS item_id, e.count AS count, "
+    "e.first_ts AS first_ts, e.last_ts AS last_ts, e.split AS split"
+)
+
+USER_ITEM_BEHAVIOURS: LiteralString = (
+    "MATCH (u:User {id: $user_id})-[e:" + "|".join(BEHAVIOUR_TYPES) + "]->"
+    "(i:Item {id: $item_id}) "
+    "RETURN type(e) AS behaviour, e.count AS count, e.first_ts AS first_ts, "
+    "e.last_ts AS last_ts"
+)
+
 # Explanations: bounded, fixed-length patterns per path type, anchored at both ends (the item's
 # neighbours are collected first, which keeps every query to a few milliseconds on Beauty).
 
