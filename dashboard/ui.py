@@ -229,7 +229,11 @@ def md_num(value: Any, fmt: str) -> str:
 def reason_markdown(parts: Sequence[tuple[str, bool]]) -> str:
     """An explanation sentence (`graph.explain.Path.parts`) as Markdown: every piece escaped,
     the catalogue names in italics."""
-    return "".join(f"*{md(text)}*" if name else md(text) for text, name in parts)
+    def piece(text: str, name: bool) -> str:
+        inner = f"*{md(text)}*" if name else md(text)
+        return (" " if text[:1].isspace() else "") + inner + (" " if text[-1:].isspace() else "")
+
+    return "".join(piece(text, name) for text, name in parts)
 
 
 def unique(seq: Iterable[Any]) -> list[Any]:
