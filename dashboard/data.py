@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 TTL_LOOKUP = 120  # s: one user's or one item's data
 TTL_AGGREGATE = 600  # s: counts and whole-graph aggregates
 TTL_FILES = 30  # s: run folders
+BEHAVIOURS = views.BEHAVIOURS  # the behaviour relationship types, in the schema's order
 
 # --- the graph -----------------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@
 Candidate paths come from bounded Cypher in `graph.queries.EXPLAIN_PATHS`, one fixed-length
 pattern per path type, each anchored at both ends (the user by id, the item by id) and LIMITed:
 
-    kind              length  pattern (b = any behaviour: VIEWED|CARTED|PURCHASED|REVIEWED)
+    kind              length  pattern (b = any behaviour: VIEWED|CARTED|FAVORITED|PURCHASED|
+                                       REVIEWED)
     bought_together   2       (u)-[b]->(x)-[:BOUGHT_TOGETHER]-(i)
     also_bought       2       (u)-[b]->(x)-[:ALSO_BOUGHT]-(i)
     also_viewed       2       (u)-[b]->(x)-[:ALSO_VIEWED]-(i)
@@ -64,8 +65,8 @@ AGREEMENT_WEIGHT = 0.25  # a full swing of cosine (-1..1) moves a path by 0.5: a
 SPECIFICITY_WEIGHT = 0.05  # only orders paths within a type
 CANDIDATES_PER_QUERY = 10
 VERB = {"PURCHASED": "bought", "REVIEWED": "reviewed", "CARTED": "put in your cart",
-        "VIEWED": "viewed"}
-BEHAVIOUR_STRENGTH = {"PURCHASED": 4, "REVIEWED": 3, "CARTED": 2, "VIEWED": 1}
+        "FAVORITED": "saved as a favourite", "VIEWED": "viewed"}
+BEHAVIOUR_STRENGTH = {"PURCHASED": 4, "REVIEWED": 3, "CARTED": 2, "FAVORITED": 2, "VIEWED": 1}
 RELATION_KIND = {"BOUGHT_TOGETHER": "bought_together", "ALSO_BOUGHT": "also_bought",
                  "ALSO_VIEWED": "also_viewed"}
 STATS_TTL_S = 300.0

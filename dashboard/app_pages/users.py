@@ -57,10 +57,10 @@ if qp.get("user") != selected:
 summary = data.user_summary(selected) or {"id": selected, "edges": {}}
 edges = summary["edges"]
 st.subheader(f"User {ui.md(selected)}")
-mcols = st.columns(5)
-for i, b in enumerate(("VIEWED", "CARTED", "PURCHASED", "REVIEWED")):
+mcols = st.columns(len(data.BEHAVIOURS) + 1)
+for i, b in enumerate(data.BEHAVIOURS):  # every behaviour type of the schema
     mcols[i].metric(b.lower(), f"{edges.get(b, 0):,}")
-mcols[4].metric("recommended", f"{edges.get('RECOMMENDED', 0):,}")
+mcols[-1].metric("recommended", f"{edges.get('RECOMMENDED', 0):,}")
 st.caption("Share this view: the address bar holds the user, run and item shown.")
 
 

@@ -182,3 +182,14 @@ def test_cli_explain(recgraph, files, cli):
     assert "bought_together" in table.stdout and f"why {i} for {u}" in table.stdout
     bad = cli("explain", "no-such-user", i, ok=False)
     assert bad.returncode == 1 and "no user 'no-such-user'" in bad.stderr
+
+
+def test_every_behaviour_type_can_start_a_path():
+    """A behaviour type added to the schema (favourites, ...) is also a reason: every path query
+    follows every behaviour, and each has a verb."""
+    from graph.explain import BEHAVIOUR_STRENGTH, VERB
+
+    for name, stmt in Q.EXPLAIN_PATHS.items():
+        for behaviour in Q.BEHAVIOUR_TYPES:
+            assert behaviour in stmt, (name, behaviour)
+    assert set(VERB) == set(BEHAVIOUR_STRENGTH) == set(Q.BEHAVIOUR_TYPES)
