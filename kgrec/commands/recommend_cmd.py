@@ -111,7 +111,7 @@ def recommend(
             if res.missing_users:
                 err_console.print(Text.assemble(
                     ("note: ", "yellow"), f"{len(res.missing_users)} of the users are not in the "
-                    "graph, skipped (e.g. {', '.join(res.missing_users[:3])})"))
+                    f"graph, skipped (e.g. {', '.join(res.missing_users[:3])})"))
             if wanted is not None and res.users <= SHOW_LISTS_UP_TO:
                 print_lists(Path(res.out), store)
         finally:

@@ -152,3 +152,12 @@ def test_two_jobs_never_share_a_runs_job_folder(run_cli, recgraph):
         holder.kill()
         holder.wait()
         shutil.rmtree(job, ignore_errors=True)
+
+
+def test_unknown_users_among_known_ones_are_named(run_cli, recgraph, tmp_path):
+    user = recgraph.store.read("MATCH (u:User) RETURN u.id AS id ORDER BY id LIMIT 1")[0]["id"]
+    res = run_cli("recommend", "--run", HGT_RUN, "--users", f"{user},ghost-9", "--k", "2",
+                  "--from-snapshot", "--out", str(tmp_path / "r.parquet"))
+    assert res.exit_code == 0, res.output
+    assert "1 of the users are not in the graph, skipped (e.g. ghost-9)" in res.output
+    assert pd.read_parquet(tmp_path / "r.parquet")["user_id"].unique().tolist() == [user]
