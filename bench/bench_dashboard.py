@@ -104,7 +104,9 @@ def main() -> None:
         runs = views.recommendation_runs(store)
         run = args.run or str(runs["run_id"].iloc[0])
         users = views.sample_users(store, limit=args.users)
-    if not (Path(cfg.runs_dir) / run / "checkpoint" / "model.pt").exists():
+    from gnn.rundir import RunDir
+
+    if not RunDir.named(cfg.runs_dir, run).is_trained():
         sys.exit(f"run {run!r} is not under {cfg.runs_dir}: set KGREC_RUNS_DIR")
     queries = (QUERIES * (1 + len(users) // len(QUERIES)))[: len(users)]
 

@@ -19,6 +19,9 @@ from typing import Any
 
 import pandas as pd
 
+from core.errors import ConfigError
+from gnn.rundir import RunDir
+
 log = logging.getLogger(__name__)
 
 GROUP = "group:"  # id prefix of a node that stands for several (other customers)
@@ -37,7 +40,12 @@ def explain(store, user_id: str, item_id: str, *, model: str | None = None,
         return None
     from dashboard.data import PathView
 
-    emb = node_embeddings(runs_dir / run_id) if runs_dir and run_id else None
+    emb = None
+    if runs_dir and run_id:
+        try:
+            emb = node_embeddings(RunDir.named(runs_dir, run_id).path)
+        except ConfigError:  # the graph names a run that is no run folder: rank by type
+            emb = None
     paths = E.explain(store, user_id, item_id, n=limit, embeddings=emb)
     out = []
     for p in paths:
@@ -48,7 +56,7 @@ def explain(store, user_id: str, item_id: str, *, model: str | None = None,
             nodes.append((n.label, str(nid), n.name))
         out.append(PathView(kind=p.kind, reason=p.reason, nodes=tuple(nodes),
                             rels=tuple(REL_LABELS.get(r, r) for r in p.rels),
-                            score=float(p.score)))
+                            score=float(p.score), parts=tuple(p.parts)))
     return out
 
 
@@ -60,7 +68,6 @@ def node_embeddings(run_dir: Path):
     `embeddings.npz` that `kgrec recommend` saves in the run (read with its own loader), else
     the serving vectors search.assets caches; None when the run has neither (paths are then
     ranked by type alone)."""
-    from gnn.rundir import RunDir
     from graph.explain import NodeEmbeddings
 
     rd = RunDir(run_dir)

@@ -23,6 +23,8 @@ import pandas as pd
 import streamlit as st
 
 from core.config import Config
+from core.errors import ConfigError
+from gnn.rundir import RunDir, list_runs
 from graph import views
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 TTL_LOOKUP = 120  # s: one user's or one item's data
 TTL_AGGREGATE = 600  # s: counts and whole-graph aggregates
 TTL_FILES = 30  # s: run folders
+BEHAVIOURS = views.BEHAVIOURS  # the behaviour relationship types, in the schema's order
 
 # --- the graph -----------------------------------------------------------------------------------
 
@@ -118,10 +121,13 @@ def _parquet_item_counts(path: str, mtime: float, k: int) -> pd.DataFrame:
 
 
 def recommended_item_counts(run_id: str, k: int) -> pd.DataFrame:
-    """How many users get each item in their top `k` of run `run_id`: from the run's
-    recommendations.parquet (written by `kgrec recommend`) when it is there, else from the
-    RECOMMENDED edges (an aggregate over all of them: slow on a large graph)."""
-    p = runs_dir() / run_id / "recommendations.parquet"
+    """How many users get each item in their top `k` of run `run_id`: from the run's batch
+    output (`RunDir.recommendations_file`, written by `kgrec recommend --all`) when it is there,
+    else from the RECOMMENDED edges (an aggregate over all of them: slow on a large graph)."""
+    try:
+        p = RunDir.named(runs_dir(), run_id).recommendations_file
+    except ConfigError:  # a run id in the graph that is no run folder's name
+        return _recommended_item_counts(*_g(), run_id, k)
     if p.exists():
         return _parquet_item_counts(str(p), p.stat().st_mtime, k)
     return _recommended_item_counts(*_g(), run_id, k)
@@ -203,10 +209,11 @@ class PathView:
     """One explanation path as the pages draw it."""
 
     kind: str  # path type, e.g. "same_brand"
-    reason: str  # natural-language sentence
+    reason: str  # natural-language sentence, plain text
     nodes: tuple[tuple[str, str, str], ...]  # (type, id, label), user first, item last
     rels: tuple[str, ...]  # relationship types between consecutive nodes
     score: float | None = None
+    parts: tuple[tuple[str, bool], ...] = ()  # the sentence as (text, is a catalogue name)
 
 
 def explanations_available() -> bool:
@@ -297,12 +304,11 @@ def runs_dir() -> Path:
 
 def _runs_signature(root: Path) -> tuple[tuple[str, float], ...]:
     out = []
-    if root.is_dir():
-        for d in sorted(root.iterdir()):
-            for name in ("metrics.json", "search_metrics.json"):
-                f = d / name
-                if f.is_file():
-                    out.append((str(f), f.stat().st_mtime))
+    for rd in list_runs(root, trained=False):
+        for name in (RunDir.METRICS, RunDir.SEARCH_METRICS):
+            f = rd.file(name)
+            if f.is_file():
+                out.append((str(f), f.stat().st_mtime))
     return tuple(out)
 
 
@@ -318,7 +324,7 @@ def _runs(root: str, signature: tuple[tuple[str, float], ...]) -> pd.DataFrame:
             log.warning("dashboard: cannot read %s: %s", p, e)
             continue
         row = by_run.setdefault(p.parent.name, {"run": p.parent.name, "path": str(p.parent)})
-        if p.name == "metrics.json":
+        if p.name == RunDir.METRICS:
             row.update({k: v for k, v in payload.items() if not isinstance(v, (dict, list))})
         else:
             row.update({f"search.{k}": v for k, v in payload.items()
@@ -338,7 +344,8 @@ def runs() -> pd.DataFrame:
 
 
 def run_path(name: str) -> Path:
-    return runs_dir() / name
+    """The folder of run `name` (a validated run name: ConfigError otherwise)."""
+    return RunDir.named(runs_dir(), name).path
 
 
 # --- search (search.assets: the engine `kgrec search` builds) -------------------------------------
@@ -346,7 +353,6 @@ def run_path(name: str) -> Path:
 def _run_signature(run: str) -> tuple[float, ...]:
     """What a run's search engine depends on besides the graph: its model and its fitted blend
     (their modification times)."""
-    from gnn.rundir import RunDir
     from search.assets import BLEND
 
     rd = RunDir(run_path(run))

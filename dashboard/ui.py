@@ -4,8 +4,8 @@ explanation-path graph (Graphviz DOT, rendered client-side by `st.graphviz_chart
 from __future__ import annotations
 
 import datetime as dt
-import html
 import math
+import re
 import textwrap
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -45,13 +45,13 @@ def graph_counts() -> dict[str, int]:
         counts = data.counts()
     except GraphUnavailable as e:
         data.reset_store()
-        st.error(f"The graph cannot be reached: {e}", icon=":material/cloud_off:")
+        st.error(f"The graph cannot be reached: {md(e)}", icon=":material/cloud_off:")
         st.markdown("Start the embedded graph, or check `NEO4J_URI`, `NEO4J_USER` and "
                     "`NEO4J_PASSWORD` if you use Neo4j:")
         st.code("kgrec graph start", language="bash")
         st.stop()
     except KgrecError as e:
-        st.error(str(e))
+        st.error(md(e))
         st.stop()
     if not (counts.get("User") and counts.get("Item")):
         empty_state("The graph is empty: no users or items are loaded yet. Load the bundled "
@@ -190,14 +190,30 @@ def explanation_dot(paths: Sequence[data.PathView], user_id: str, item_id: str) 
     return "\n".join(lines)
 
 
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]()|$<>~#"})
+# Catalogue text (titles, brands, categories, ids, whatever a file held) is data, never markup.
+# Streamlit renders Markdown (GitHub-flavoured, plus emoji shortcodes, :color[...] directives and
+# $math$) in st.markdown, headings, captions, alerts, st.table cells, widget and button labels,
+# tabs and help tooltips; every piece of data that goes into one of those passes through `md()`.
+# Elements that never parse (st.dataframe cells, st.text, selectbox options, chart labels) take
+# the raw text.
+_MD_PUNCT = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+# Streamlit's Markdown also rewrites *text* after parsing, where a backslash no longer counts:
+# bare URLs and e-mail addresses become links (GFM autolink literals) and :name: becomes an
+# emoji. An invisible word joiner after ':', '@' and 'www' breaks those patterns; the text
+# reads the same.
+_WJ = "\u2060"
+_AUTO = re.compile(r"(:|@|www(?=\.))", re.IGNORECASE)
 
 
 def md(text: Any) -> str:
-    """Plain text made safe inside Markdown (a table cell, a link text)."""
+    """Plain text made inert inside Markdown (a heading, a sentence, a table cell, a label):
+    whitespace collapsed, every ASCII punctuation character backslash-escaped (no link, image,
+    emphasis, HTML, math or directive can start), autolinks and emoji shortcodes broken by an
+    invisible word joiner."""
     if text is None or (isinstance(text, float) and math.isnan(text)):
         return ""
-    return " ".join(str(text).split()).translate(_MD_SPECIAL)
+    s = _AUTO.sub(lambda m: m.group(1) + _WJ, " ".join(str(text).split()))
+    return _MD_PUNCT.sub(r"\\\1", s)
 
 
 def md_link(label: Any, url: str) -> str:
@@ -210,14 +226,14 @@ def md_num(value: Any, fmt: str) -> str:
     return format(value, fmt)
 
 
-def reason_markdown(reason: str) -> str:
-    """Reasons may carry *emphasis*; everything else is escaped."""
-    return html.escape(reason, quote=False).replace("$", "\\$")
+def reason_markdown(parts: Sequence[tuple[str, bool]]) -> str:
+    """An explanation sentence (`graph.explain.Path.parts`) as Markdown: every piece escaped,
+    the catalogue names in italics."""
+    def piece(text: str, name: bool) -> str:
+        inner = f"*{md(text)}*" if name else md(text)
+        return (" " if text[:1].isspace() else "") + inner + (" " if text[-1:].isspace() else "")
 
-
-def reason_plain(reason: str) -> str:
-    """A reason for a table cell: the *emphasis* marks dropped."""
-    return reason.replace("*", "")
+    return "".join(piece(text, name) for text, name in parts)
 
 
 def unique(seq: Iterable[Any]) -> list[Any]:

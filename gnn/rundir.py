@@ -10,6 +10,8 @@ saving of what it holds. Nothing else spells out the layout.
     runs/NAME/snapshot/                the graph the run was trained on (graph.pt, ids.json)
     runs/NAME/embeddings.npz           user/item vectors of the last recommend job (explanations)
     runs/NAME/recommendations.parquet  the batch output of `kgrec recommend --all`
+    runs/NAME/user_recommendations.parquet  the last per-user request (`--users`, no `--out`)
+    runs/NAME/recommend.json           the summary of the last recommend job
     runs/NAME/similar_items.parquet    ... with --similar-items
     runs/NAME/recommend-job/           an unfinished recommend job (resume state)
     runs/NAME/search/                  search assets: catalogue, BM25 index, serving vectors,
@@ -59,6 +61,8 @@ class RunDir:
     SNAPSHOT = "snapshot"
     EMBEDDINGS = "embeddings.npz"
     RECOMMENDATIONS = "recommendations.parquet"
+    USER_RECOMMENDATIONS = "user_recommendations.parquet"
+    RECOMMEND_SUMMARY = "recommend.json"
     SIMILAR = "similar_items.parquet"
     JOB = "recommend-job"
     SEARCH = "search"
@@ -121,6 +125,10 @@ class RunDir:
     @property
     def recommendations_file(self) -> Path:
         return self.path / self.RECOMMENDATIONS
+
+    @property
+    def user_recommendations_file(self) -> Path:
+        return self.path / self.USER_RECOMMENDATIONS
 
     @property
     def similar_file(self) -> Path:

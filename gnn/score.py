@@ -3,6 +3,8 @@
     Scorer(model, graph)                     a trained model bound to a graph (its histories)
     scorer.topk(users, k)                    (items [B, k], scores [B, k]); seen items excluded
     scorer.chunks(users, k, chunk_users)     the same, one chunk of users at a time
+    scoring_graph(run, store, users, ...)    the graph to score: whole-graph export (--all), or
+                                             the run's snapshot + a few users' current histories
     RecommendJob(...).run(...)               the batch job behind `kgrec recommend`: Parquet
                                              parts + an optional sink per chunk (graph write-back),
                                              checkpointed so a killed job resumes
@@ -12,16 +14,19 @@ Scores are the model's own (`<user, item>` for the embedding models, `model.scor
 memory-based ones). "Seen" is the model's history relation in the graph (the interactions it
 learned from: reviews or purchases) or, with `exclude="all"`, every user-item relation.
 
-Fold-in: the graph is exported from the store when the job starts, and the model's
-`embeddings(graph)` recomputes every user from its current neighbourhood, so events loaded after
-training change that user's recommendations without retraining.
+Fold-in: the model's `embeddings(graph)` recomputes every user from its neighbourhood in the
+graph it is given, so events loaded after training change that user's recommendations without
+retraining. For every user (`--all`) that graph is exported from the store when the job starts;
+for a few users it is the run's snapshot with those users' current histories spliced in
+(`gnn.foldin`: one targeted query instead of an export of the whole graph).
 
-Resume: the job keeps `runs/NAME/recommend-job/` (the graph it scores, `job.json` with the
-finished chunks, one Parquet part per chunk). A chunk counts as finished once its Parquet part is
-written and its sink (the graph write) has returned; a re-run with the same parameters skips
-finished chunks and scores the same graph; a half-written chunk is simply redone (the graph
-write replaces a user's edges, so redoing it is harmless). The folder is removed when the job
-ends, so the next run starts afresh.
+Resume: the job keeps the run's job folder (`RunDir.job_dir`: the graph it scores, `job.json`
+with the finished chunks, one Parquet part per chunk). A chunk counts as finished once its
+Parquet part is written and its sink (the graph write) has returned; a re-run with the same
+parameters skips finished chunks and scores the same graph; a half-written chunk is simply redone
+(the graph write replaces a user's edges, so redoing it is harmless). The folder is removed when the job
+ends, so the next run starts afresh. A job of a single chunk has nothing to resume and keeps
+no state. The caller holds the run's job lock (`RunDir.lock`): two jobs never share the folder.
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -45,18 +49,19 @@ import torch
 from torch import Tensor
 
 from core.errors import ConfigError, DataError
+from core.io import atomic_write, atomic_write_json
+from core.progress import Progress, no_progress
 from gnn.data import Graph, graph_from_snapshot, pair_keys
 from gnn.evaluate import topk_scores
-from gnn.snapshot import GraphSnapshot
+from gnn.foldin import fold_in
+from gnn.rundir import RunDir
+from gnn.snapshot import GraphSnapshot, export
 
 log = logging.getLogger(__name__)
 
 EXCLUDE = ("history", "all", "none")
 PARQUET_COLUMNS = ["user_id", "item_id", "score", "rank", "model", "run_id"]
 SIMILAR_COLUMNS = ["item_id", "similar_item_id", "score", "rank", "model", "run_id"]
-JOB_DIR = "recommend-job"
-
-Progress = Callable[[str, int, int], None]  # (step, units done in this call, units in the step)
 Sink = Callable[[pd.DataFrame, list[str]], Any]  # (rows of one chunk, the chunk's ids)
 
 
@@ -224,11 +229,43 @@ def _concat_parts(paths: list[Path], columns: list[str], out: Path) -> int:
                          else pa.string()) for c in columns])
     tables = [pq.read_table(p).select(columns).cast(schema) for p in paths]
     table = pa.concat_tables(tables) if tables else schema.empty_table()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, out)
+    _write_table(table, out)
     return table.num_rows
+
+
+def _write_table(table: pa.Table, path: Path) -> None:
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+# ---------------------------------------------------------------------------------- the graph
+
+def scoring_graph(rd: RunDir, store, users: Sequence[str] | None, *, from_snapshot: bool = False,
+                  progress: Progress = no_progress) -> tuple[GraphSnapshot, str]:
+    """(the graph to score, how it was made, in words).
+
+    - `from_snapshot`: the graph the run was trained on, as it is (no fold-in);
+    - a few `users` (not None) and a run with a snapshot: that snapshot with the users' current
+      histories read from `store` by id (`gnn.foldin`; no export of the whole graph);
+    - every user (`users` None), or a run without a snapshot: the whole graph exported."""
+    from graph import queries as Q
+    from graph.recommendations import current_histories
+
+    if from_snapshot:
+        return rd.load_snapshot(), "the run's graph snapshot (no fold-in)"
+    if users is not None and rd.has_snapshot():
+        progress("read histories", 0, 1)
+        hist = current_histories(store, users)
+        progress("read histories", 1, 1)
+        snapshot, rep = fold_in(rd.load_snapshot(), hist)
+        how = (f"the run's graph snapshot + the current histories of {_n(rep.users, 'user')} "
+               f"({_n(rep.edges, 'edge')}")
+        how += f"; {rep.new_users:,} new since training" if rep.new_users else ""
+        how += (f"; {rep.unknown_items:,} edges to items added since training left out: "
+                "`--all` or retraining sees them") if rep.unknown_items else ""
+        return snapshot, how + ")"
+    steps = len(Q.NODE_LABELS) + len(Q.BEHAVIOUR_EDGES) + len(Q.KG_EDGES)
+    snapshot = export(store, progress=lambda what, n: progress("export graph", 1, steps))
+    return snapshot, "the current graph (exported)"
 
 
 # ---------------------------------------------------------------------------------- the job
@@ -264,7 +301,7 @@ class JobResult:
     missing_users: list[str] = field(default_factory=list)
     out: str | None = None
     similar_out: str | None = None
-    export_seconds: float = 0.0
+    export_seconds: float = 0.0  # making the graph to score (export, or snapshot + fold-in)
     embed_seconds: float = 0.0
     score_seconds: float = 0.0  # scoring + Parquet parts, graph writes excluded
     write_seconds: float = 0.0  # graph writes (sink)
@@ -290,14 +327,16 @@ class JobResult:
 class RecommendJob:
     """`kgrec recommend`: score users in chunks, write Parquet, hand each chunk to a sink.
 
-    `snapshot_fn` exports the graph (called only when no unfinished job can be resumed);
-    `sink(frame, user_ids)` writes one chunk to the graph; `similar_sink(frame, item_ids)` one
-    chunk of similar items.
+    `snapshot_fn` makes the graph to score (called only when no unfinished job can be resumed;
+    `scoring_graph` is the usual one); `sink(frame, user_ids)` writes one chunk to the graph;
+    `similar_sink(frame, item_ids)` one chunk of similar items. Outputs default to the run's
+    batch files (`RunDir.recommendations_file`, `RunDir.similar_file`).
     """
 
-    def __init__(self, run_dir: Path, model, *, k: int = 20, users: Sequence[str] | None = None,
-                 exclude: str = "history", chunk_users: int = 4096, out: Path | None = None,
-                 sink: Sink | None = None, similar_k: int = 0, similar_out: Path | None = None,
+    def __init__(self, run: RunDir | Path, model, *, k: int = 20,
+                 users: Sequence[str] | None = None, exclude: str = "history",
+                 chunk_users: int = 4096, out: Path | None = None, sink: Sink | None = None,
+                 similar_k: int = 0, similar_out: Path | None = None,
                  similar_sink: Sink | None = None, model_file: Path | None = None) -> None:
         if k < 1:
             raise ConfigError(f"'k' must be >= 1 (got {k})")
@@ -305,26 +344,27 @@ class RecommendJob:
             raise ConfigError(f"'chunk_users' must be >= 1 (got {chunk_users})")
         if exclude not in EXCLUDE:
             raise ConfigError(f"'exclude' must be one of {', '.join(EXCLUDE)} (got {exclude!r})")
-        self.run_dir = Path(run_dir)
+        self.rd = run if isinstance(run, RunDir) else RunDir(run)
         self.model = model
         self.k, self.exclude, self.chunk_users = k, exclude, chunk_users
         self.requested = None if users is None else list(dict.fromkeys(map(str, users)))
-        self.out = Path(out) if out else self.run_dir / "recommendations.parquet"
+        self.out = Path(out) if out else self.rd.recommendations_file
         self.sink = sink
         self.similar_k = similar_k
-        self.similar_out = Path(similar_out) if similar_out else \
-            self.run_dir / "similar_items.parquet"
+        self.similar_out = Path(similar_out) if similar_out else self.rd.similar_file
         self.similar_sink = similar_sink
-        self.dir = self.run_dir / JOB_DIR
+        self.dir = self.rd.job_dir
+        model_file = Path(model_file) if model_file else self.rd.model_file
         version = "unknown"
-        if model_file is not None and Path(model_file).exists():
-            st = Path(model_file).stat()
+        if model_file.exists():
+            st = model_file.stat()
             version = f"{st.st_size}-{st.st_mtime_ns}"
         self.params = JobParams(
-            run_id=self.run_dir.name, model=model.name, model_version=version, k=k,
+            run_id=self.rd.name, model=model.name, model_version=version, k=k,
             exclude=exclude, users="all" if users is None else _hash_ids(self.requested),
             chunk_users=chunk_users, write_graph=sink is not None, similar_k=similar_k)
         self.scorer: Scorer | None = None
+        self.persist = True  # keep resume state (decided per run: not for a single chunk)
 
     # --- public ---
     def pending(self) -> dict[str, Any] | None:
@@ -335,6 +375,7 @@ class RecommendJob:
     def run(self, snapshot_fn: Callable[[], GraphSnapshot], progress: Progress | None = None,
             on_chunk: Callable[[int], None] | None = None, restart: bool = False) -> JobResult:
         """Run (or resume) the job. `on_chunk(i)` after chunk i is recorded as finished."""
+        progress = progress or no_progress
         t_start = time.perf_counter()
         res = JobResult(run_id=self.params.run_id, model=self.params.model)
         state = None if restart else self.pending()
@@ -345,11 +386,6 @@ class RecommendJob:
             t = time.perf_counter()
             snapshot = snapshot_fn()
             res.export_seconds = time.perf_counter() - t
-            (self.dir / "parts").mkdir(parents=True, exist_ok=True)
-            snapshot.save(self.dir / "snapshot")
-            state = {"key": self.params.key(), "params": asdict(self.params), "done": [],
-                     "similar_done": [], "started_at": time.time()}
-            self._save_state(state)
         else:
             log.info("resuming the unfinished job in %s (%d chunks done)", self.dir,
                      len(state["done"]))
@@ -361,25 +397,33 @@ class RecommendJob:
         users, missing = self._users(scorer)
         res.missing_users = missing
         if missing:
-            log.warning("%d requested users are not in the graph (e.g. %s)", len(missing),
+            log.info("%d requested users are not in the graph (e.g. %s)", len(missing),
                         ", ".join(missing[:5]))
         if len(users) == 0:
             raise DataError("none of the requested users is in the graph"
                             + (f" (e.g. {', '.join(missing[:3])})" if missing else "")
                             + ": check the ids, or load their data first")
         parts = list(users.split(self.chunk_users))
+        # one chunk and no similar items: nothing to resume, so no state and no saved graph
+        self.persist = len(parts) > 1 or bool(self.similar_k)
+        if state is None:
+            (self.dir / "parts").mkdir(parents=True, exist_ok=True)
+            state = {"key": self.params.key(), "params": asdict(self.params), "done": [],
+                     "similar_done": [], "started_at": time.time()}
+            if self.persist:
+                atomic_write(self.dir / "snapshot", snapshot.save)
+                self._save_state(state)
         res.chunks = len(parts)
         done = set(state["done"])
         res.resumed_chunks = len(done & set(range(len(parts))))
         for i, part in enumerate(parts):
             if i in done:
-                if progress:
-                    progress("score", len(part), len(users))
+                progress("score", len(part), len(users))
                 continue
             t = time.perf_counter()
             items, scores = scorer.topk(part, self.k)
             table = scorer.table(part, items, scores, self.params.model, self.params.run_id)
-            _write_table_atomic(table, self._part(i))
+            _write_table(table, self._part(i))
             res.score_seconds += time.perf_counter() - t
             if self.sink is not None:
                 t = time.perf_counter()
@@ -388,8 +432,7 @@ class RecommendJob:
                 res.relationships += int(n or 0)
             state["done"].append(i)
             self._save_state(state)
-            if progress:
-                progress("score", len(part), len(users))
+            progress("score", len(part), len(users))
             if on_chunk:
                 on_chunk(i)
         res.users = len(users)
@@ -407,7 +450,7 @@ class RecommendJob:
 
         shutil.rmtree(self.dir, ignore_errors=True)
         res.seconds = time.perf_counter() - t_start
-        _write_json_atomic(self.run_dir / "recommend.json", res.to_dict())
+        self.rd.write_json(RunDir.RECOMMEND_SUMMARY, res.to_dict())
         return res
 
     # --- internals ---
@@ -416,33 +459,32 @@ class RecommendJob:
             return torch.arange(len(scorer.user_ids)), []
         return scorer.user_index(self.requested)
 
-    def _similar(self, scorer: Scorer, state: dict[str, Any], progress: Progress | None) -> int:
+    def _similar(self, scorer: Scorer, state: dict[str, Any], progress: Progress) -> int:
         n_items = len(scorer.item_ids)
         parts = list(torch.arange(n_items).split(self.chunk_users))
         done = set(state["similar_done"])
         created = 0
         for i, part in enumerate(parts):
-            path = self.dir / "parts" / f"similar-{i:06d}.parquet"
+            path = self._part(i, "similar")
             if i not in done:
                 items, scores = scorer.similar(part, self.similar_k)
                 items = torch.where(torch.isfinite(scores), items, torch.full_like(items, -1))
                 frame = _long_frame(scorer.item_ids, scorer.item_ids, part, items, scores,
                                     self.params.model, self.params.run_id,
                                     ("item_id", "similar_item_id"))
-                _write_parquet_atomic(frame, path)
+                atomic_write(path, lambda tmp, f=frame: f.to_parquet(tmp, index=False))
                 if self.similar_sink is not None:
                     created += int(self.similar_sink(
                         frame, [str(x) for x in scorer.item_ids[part.numpy()]]) or 0)
                 state["similar_done"].append(i)
                 self._save_state(state)
-            if progress:
-                progress("similar items", len(part), n_items)
-        paths = [self.dir / "parts" / f"similar-{i:06d}.parquet" for i in range(len(parts))]
-        _concat_parts(paths, SIMILAR_COLUMNS, self.similar_out)
+            progress("similar items", len(part), n_items)
+        _concat_parts([self._part(i, "similar") for i in range(len(parts))], SIMILAR_COLUMNS,
+                      self.similar_out)
         return created
 
-    def _part(self, i: int) -> Path:
-        return self.dir / "parts" / f"chunk-{i:06d}.parquet"
+    def _part(self, i: int, kind: str = "chunk") -> Path:
+        return self.dir / "parts" / f"{kind}-{i:06d}.parquet"
 
     def _load_state(self) -> dict[str, Any] | None:
         try:
@@ -451,7 +493,12 @@ class RecommendJob:
             return None
 
     def _save_state(self, state: dict[str, Any]) -> None:
-        _write_json_atomic(self.dir / "job.json", state)
+        if self.persist:
+            atomic_write_json(self.dir / "job.json", state)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _hash_ids(ids: Sequence[str]) -> str:
@@ -460,24 +507,3 @@ def _hash_ids(ids: Sequence[str]) -> str:
         h.update(u.encode())
         h.update(b"\0")
     return f"{len(ids)}:{h.hexdigest()[:16]}"
-
-
-def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def _write_table_atomic(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)

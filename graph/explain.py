@@ -1,11 +1,13 @@
 """Explanations: why was ITEM recommended to USER, as short paths through the knowledge graph.
 
     explain(store, user_id, item_id, n=3, embeddings=None) -> list[Path]
+    endpoints(store, user_id, item_id) -> Endpoints   does the pair exist; does the user have it
 
 Candidate paths come from bounded Cypher in `graph.queries.EXPLAIN_PATHS`, one fixed-length
 pattern per path type, each anchored at both ends (the user by id, the item by id) and LIMITed:
 
-    kind              length  pattern (b = any behaviour: VIEWED|CARTED|PURCHASED|REVIEWED)
+    kind              length  pattern (b = any behaviour: VIEWED|CARTED|FAVORITED|PURCHASED|
+                                       REVIEWED)
     bought_together   2       (u)-[b]->(x)-[:BOUGHT_TOGETHER]-(i)
     also_bought       2       (u)-[b]->(x)-[:ALSO_BOUGHT]-(i)
     also_viewed       2       (u)-[b]->(x)-[:ALSO_VIEWED]-(i)
@@ -44,6 +46,7 @@ import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, LiteralString
 
 import numpy as np
@@ -62,8 +65,8 @@ AGREEMENT_WEIGHT = 0.25  # a full swing of cosine (-1..1) moves a path by 0.5: a
 SPECIFICITY_WEIGHT = 0.05  # only orders paths within a type
 CANDIDATES_PER_QUERY = 10
 VERB = {"PURCHASED": "bought", "REVIEWED": "reviewed", "CARTED": "put in your cart",
-        "VIEWED": "viewed"}
-BEHAVIOUR_STRENGTH = {"PURCHASED": 4, "REVIEWED": 3, "CARTED": 2, "VIEWED": 1}
+        "FAVORITED": "saved as a favourite", "VIEWED": "viewed"}
+BEHAVIOUR_STRENGTH = {"PURCHASED": 4, "REVIEWED": 3, "CARTED": 2, "FAVORITED": 2, "VIEWED": 1}
 RELATION_KIND = {"BOUGHT_TOGETHER": "bought_together", "ALSO_BOUGHT": "also_bought",
                  "ALSO_VIEWED": "also_viewed"}
 STATS_TTL_S = 300.0
@@ -79,15 +82,23 @@ class Node:
     name: str
 
 
+Parts = tuple[tuple[str, bool], ...]  # a sentence as (text, is a name from the catalogue)
+
+
 @dataclass
 class Path:
     """One explanation: nodes from the user to the item, the relationship types between them,
-    a sentence, and how it was ranked."""
+    a sentence, and how it was ranked.
+
+    The sentence is kept as `parts`, (text, is a name) pairs: names come from the catalogue
+    (titles, brands, categories) and are data, never markup; a page emphasises them by escaping
+    each one (`dashboard.ui.reason_markdown`), a terminal prints `reason`, the plain text with
+    the names in quotes."""
 
     kind: str
     nodes: list[Node]
     rels: list[str]
-    reason: str
+    parts: Parts
     score: float = 0.0
     agreement: float | None = None  # mean cosine of consecutive node embeddings
     support: int = 1  # co_purchase: other customers on the path
@@ -96,8 +107,14 @@ class Path:
     def length(self) -> int:
         return len(self.rels)
 
+    @property
+    def reason(self) -> str:
+        """The sentence as plain text, names in quotes: 'You reviewed “A”; … with “B”.'"""
+        return "".join(f"“{text}”" if name else text for text, name in self.parts)
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "length": self.length, "reason": self.reason,
+                "names": [text for text, name in self.parts if name],
                 "score": round(self.score, 6),
                 "agreement": None if self.agreement is None else round(self.agreement, 6),
                 "support": self.support, "rels": list(self.rels),
@@ -275,6 +292,60 @@ def explain(store, user_id: str, item_id: str, n: int = 3,
     return ex.explain(user_id, item_id, n=n, embeddings=embeddings, max_length=max_length)
 
 
+# behaviours after which the user has the item: reasons to get it would make no sense
+OWNING = ("PURCHASED", "REVIEWED")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """What the graph says about a (user, item) pair before any path is looked for."""
+
+    user_found: bool
+    item_found: bool
+    item_title: str | None
+    behaviours: tuple[dict[str, Any], ...] = ()  # {behaviour, count, first_ts, last_ts}
+
+    @property
+    def owned(self) -> bool:
+        """The user already bought or reviewed the item (it is theirs)."""
+        return any(b["behaviour"] in OWNING for b in self.behaviours)
+
+    def sentence(self, user_id: str, item_id: str) -> str:
+        """"User U already reviewed (2 times, last on 2014-03-02) and viewed "Title" (I)."""
+        done = []
+        for b in sorted(self.behaviours, key=lambda b: -BEHAVIOUR_STRENGTH.get(b["behaviour"], 0)):
+            n = int(b.get("count") or 1)
+            when = _date(b.get("last_ts"))
+            detail = [f"{n} times"] if n > 1 else []
+            detail += [f"last on {when}"] if when else []
+            done.append(_verb(b["behaviour"]) + (f" ({', '.join(detail)})" if detail else ""))
+        verbs = done[0] if len(done) == 1 else ", ".join(done[:-1]) + " and " + done[-1]
+        what = f'"{self.item_title}" ({item_id})' if self.item_title else f"item {item_id}"
+        return f"User {user_id} already {verbs} {what}."
+
+
+def endpoints(store, user_id: str, item_id: str) -> Endpoints:
+    """Whether the user and the item exist, the item's title, and every behaviour edge from the
+    user to the item (two indexed reads)."""
+    row = store.read(Q.EXPLAIN_ENDPOINTS, user_id=user_id, item_id=item_id)[0]
+    done = store.read(Q.USER_ITEM_BEHAVIOURS, user_id=user_id, item_id=item_id) \
+        if row["user_found"] and row["item_found"] else []
+    return Endpoints(bool(row["user_found"]), bool(row["item_found"]), row.get("item_title"),
+                     tuple(done))
+
+
+def _date(ts: Any) -> str | None:
+    """Seconds (or milliseconds) since the epoch as YYYY-MM-DD; None when unknown."""
+    try:
+        v = float(ts)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(v) or v <= 0:
+        return None
+    v = v / 1000 if v > 1e11 else v
+    return datetime.fromtimestamp(v, tz=UTC).strftime("%Y-%m-%d")
+
+
 def _query_lengths(query_name: str) -> tuple[int, ...]:
     if query_name == "item_relation":
         return (2,)
@@ -289,41 +360,47 @@ def _verb(behaviour: str) -> str:
     return VERB.get(behaviour, "chose")
 
 
+def _reason(*pieces: str | Node) -> Parts:
+    """A sentence from plain text and nodes (a node stands for its name)."""
+    return tuple((p.name, True) if isinstance(p, Node) else (p, False) for p in pieces)
+
+
 def _paths(query_name: str, rows: list[dict[str, Any]], user: Node, item: Node,
            stats: _GraphStats) -> list[Path]:
     out = []
     for r in rows:
         x = Node("Item", r["x_id"], _title(r["x_id"], r.get("x_title")))
         b = r["behaviour"]
-        you = f"You {_verb(b)} *{x.name}*"
+        you = (f"You {_verb(b)} ", x)
         if query_name == "item_relation":
             kind = RELATION_KIND[r["rel"]]
-            tail = {"bought_together": f"it is often bought together with *{item.name}*.",
-                    "also_bought": f"customers who buy one often buy *{item.name}* too.",
-                    "also_viewed": f"customers who view one often view *{item.name}* too."}[kind]
-            out.append(Path(kind, [user, x, item], [b, r["rel"]], f"{you}; {tail}"))
+            tail = {"bought_together": ("; it is often bought together with ", item, "."),
+                    "also_bought": ("; customers who buy one often buy ", item, " too."),
+                    "also_viewed": ("; customers who view one often view ", item, " too.")}[kind]
+            out.append(Path(kind, [user, x, item], [b, r["rel"]], _reason(*you, *tail)))
         elif query_name == "same_brand":
             brand = Node("Brand", r["via_id"], r.get("via_name") or r["via_id"])
             out.append(Path("same_brand", [user, x, brand, item], [b, "HAS_BRAND", "HAS_BRAND"],
-                            f"{you}; *{item.name}* is also by *{brand.name}*."))
+                            _reason(*you, "; ", item, " is also by ", brand, ".")))
         elif query_name == "co_purchase":
             k = int(r["support"])
             others = Node("User", None, f"{k} other customer{'s' if k != 1 else ''}")
             out.append(Path("co_purchase", [user, x, others, item], [b, "BEHAVIOUR", "BEHAVIOUR"],
-                            f"{you}; {others.name} who chose it also chose *{item.name}*.",
+                            _reason(*you, f"; {others.name} who chose it also chose ", item,
+                                    "."),
                             support=k))
         elif query_name == "same_category":
             cat = Node("Category", r["via_id"], r.get("via_name") or r["via_id"])
             out.append(Path("same_category", [user, x, cat, item],
                             [b, "IN_CATEGORY", "IN_CATEGORY"],
-                            f"{you}; *{item.name}* is also in *{cat.name}*."))
+                            _reason(*you, "; ", item, " is also in ", cat, ".")))
         elif query_name == "parent_category":
             sub = Node("Category", r["sub_id"], r.get("sub_name") or r["sub_id"])
             parent = Node("Category", r["via_id"], r.get("via_name") or r["via_id"])
             out.append(Path("parent_category", [user, x, sub, parent, item],
                             [b, "IN_CATEGORY", "SUBCATEGORY_OF", "IN_CATEGORY"],
-                            f"{you} (*{sub.name}*); *{item.name}* is in the wider category "
-                            f"*{parent.name}*."))
+                            _reason(*you, " (", sub, "); ", item, " is in the wider category ",
+                                    parent, ".")))
     return out
 
 

@@ -185,6 +185,22 @@ MATCH (i:Item {id: id})
 RETURN i.id AS id, i.title AS title
 """
 
+# A few users' current histories (fold-in without exporting the graph; a user without edges
+# comes back once with rel null) and what a user has done with one item (`kgrec explain`).
+USER_HISTORIES: LiteralString = (
+    "UNWIND $ids AS id MATCH (u:User {id: id}) "
+    "OPTIONAL MATCH (u)-[e:" + "|".join(BEHAVIOUR_TYPES) + "]->(i:Item) "
+    "RETURN u.id AS user_id, type(e) AS rel, i.id AS item_id, e.count AS count, "
+    "e.first_ts AS first_ts, e.last_ts AS last_ts, e.split AS split"
+)
+
+USER_ITEM_BEHAVIOURS: LiteralString = (
+    "MATCH (u:User {id: $user_id})-[e:" + "|".join(BEHAVIOUR_TYPES) + "]->"
+    "(i:Item {id: $item_id}) "
+    "RETURN type(e) AS behaviour, e.count AS count, e.first_ts AS first_ts, "
+    "e.last_ts AS last_ts"
+)
+
 # Explanations: bounded, fixed-length patterns per path type, anchored at both ends (the item's
 # neighbours are collected first, which keeps every query to a few milliseconds on Beauty).
 
@@ -204,11 +220,11 @@ RETURN c.id AS id, c.name AS name, COUNT { (c)<-[:IN_CATEGORY]-(:Item) } AS item
 EXPLAIN_PATHS: dict[str, LiteralString] = {
     # (u)-[behaviour]->(x)-[ALSO_BOUGHT|BOUGHT_TOGETHER|ALSO_VIEWED]-(i): length 2
     "item_relation": """
-MATCH (u:User {id: $user_id})-[:VIEWED|CARTED|PURCHASED|REVIEWED]->(m:Item)
+MATCH (u:User {id: $user_id})-[:VIEWED|CARTED|FAVORITED|PURCHASED|REVIEWED]->(m:Item)
 WITH u, collect(m.id) AS owned
 MATCH (i:Item {id: $item_id})-[r:BOUGHT_TOGETHER|ALSO_BOUGHT|ALSO_VIEWED]-(x:Item)
 WHERE x.id IN owned AND x.id <> $item_id
-MATCH (u)-[b:VIEWED|CARTED|PURCHASED|REVIEWED]->(x)
+MATCH (u)-[b:VIEWED|CARTED|FAVORITED|PURCHASED|REVIEWED]->(x)
 RETURN DISTINCT x.id AS x_id, x.title AS x_title, type(b) AS behaviour, type(r) AS rel,
        i.title AS i_title
 LIMIT $limit
@@ -217,7 +233,7 @@ LIMIT $limit
     "same_brand": """
 MATCH (i:Item {id: $item_id})-[:HAS_BRAND]->(br:Brand)
 WITH i, collect(br.id) AS brands
-MATCH (u:User {id: $user_id})-[b:VIEWED|CARTED|PURCHASED|REVIEWED]->(x:Item)
+MATCH (u:User {id: $user_id})-[b:VIEWED|CARTED|FAVORITED|PURCHASED|REVIEWED]->(x:Item)
       -[:HAS_BRAND]->(br:Brand)
 WHERE br.id IN brands AND x.id <> $item_id
 RETURN DISTINCT x.id AS x_id, x.title AS x_title, type(b) AS behaviour, br.id AS via_id,
@@ -226,11 +242,11 @@ LIMIT $limit
 """,
     # (u)-[behaviour]->(x)<-[behaviour]-(other user)-[behaviour]->(i): length 3
     "co_purchase": """
-MATCH (i:Item {id: $item_id})<-[:VIEWED|CARTED|PURCHASED|REVIEWED]-(v:User)
+MATCH (i:Item {id: $item_id})<-[:VIEWED|CARTED|FAVORITED|PURCHASED|REVIEWED]-(v:User)
 WHERE v.id <> $user_id
 WITH i, collect(DISTINCT v.id) AS others
-MATCH (u:User {id: $user_id})-[b:VIEWED|CARTED|PURCHASED|REVIEWED]->(x:Item)
-      <-[:VIEWED|CARTED|PURCHASED|REVIEWED]-(v:User)
+MATCH (u:User {id: $user_id})-[b:VIEWED|CARTED|FAVORITED|PURCHASED|REVIEWED]->(x:Item)
+      <-[:VIEWED|CARTED|FAVORITED|PURCHASED|REVIEWED]-(v:User)
 WHERE v.id IN others AND x.id <> $item_id
 WITH i, x, type(b) AS behaviour, count(DISTINCT v) AS support
 RETURN x.id AS x_id, x.title AS x_title, behaviour, support, i.title AS i_title
@@ -242,7 +258,7 @@ LIMIT $limit
 MATCH (i:Item {id: $item_id})-[:IN_CATEGORY]->(c:Category)
 WHERE NOT c.id IN $skip_categories
 WITH i, collect(c.id) AS categories
-MATCH (u:User {id: $user_id})-[b:VIEWED|CARTED|PURCHASED|REVIEWED]->(x:Item)
+MATCH (u:User {id: $user_id})-[b:VIEWED|CARTED|FAVORITED|PURCHASED|REVIEWED]->(x:Item)
       -[:IN_CATEGORY]->(c:Category)
 WHERE c.id IN categories AND x.id <> $item_id
 RETURN DISTINCT x.id AS x_id, x.title AS x_title, type(b) AS behaviour, c.id AS via_id,
@@ -254,7 +270,7 @@ LIMIT $limit
 MATCH (i:Item {id: $item_id})-[:IN_CATEGORY]->(p:Category)
 WHERE NOT p.id IN $skip_categories
 WITH i, collect(p.id) AS parents
-MATCH (u:User {id: $user_id})-[b:VIEWED|CARTED|PURCHASED|REVIEWED]->(x:Item)
+MATCH (u:User {id: $user_id})-[b:VIEWED|CARTED|FAVORITED|PURCHASED|REVIEWED]->(x:Item)
       -[:IN_CATEGORY]->(c:Category)-[:SUBCATEGORY_OF]->(p:Category)
 WHERE p.id IN parents AND x.id <> $item_id
 RETURN DISTINCT x.id AS x_id, x.title AS x_title, type(b) AS behaviour, c.id AS sub_id,

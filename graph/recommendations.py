@@ -1,4 +1,5 @@
-"""Recommendations written back to the graph, and read from it.
+"""Recommendations written back to the graph, and read from it (and the targeted reads that
+scoring a few users needs: their current histories, item titles).
 
     (:User)-[:RECOMMENDED {score, rank, model, run_id, created_at}]->(:Item)
     (:Item)-[:SIMILAR_TO {score, rank, model, run_id}]->(:Item)
@@ -19,11 +20,13 @@ from typing import Any
 
 import pandas as pd
 
+from core.io import chunks
 from graph import queries as Q
 
 log = logging.getLogger(__name__)
 
 RELS_PER_TRANSACTION = 10_000  # relationships per write batch (≈ users × k)
+IDS_PER_QUERY = 5_000  # ids per targeted read
 
 
 def now_iso() -> str:
@@ -86,8 +89,25 @@ def user_recommendations(store, user_id: str, model: str) -> pd.DataFrame:
 
 
 def item_titles(store, ids: Iterable[str]) -> dict[str, str | None]:
-    ids = list(dict.fromkeys(ids))
-    return {r["id"]: r["title"] for r in store.read(Q.ITEM_TITLES, ids=ids)} if ids else {}
+    """{item id: title (None when the item has none)} of the items found, one query per
+    `IDS_PER_QUERY` ids."""
+    out: dict[str, str | None] = {}
+    for part in chunks(dict.fromkeys(map(str, ids)), IDS_PER_QUERY):
+        out.update({r["id"]: r["title"] for r in store.read(Q.ITEM_TITLES, ids=part)})
+    return out
+
+
+HISTORY_COLUMNS = ["user_id", "rel", "item_id", "count", "first_ts", "last_ts", "split"]
+
+
+def current_histories(store, user_ids: Iterable[str]) -> pd.DataFrame:
+    """The current user-item edges of a few users (`HISTORY_COLUMNS`; rel is the relationship
+    type). A user in the graph without edges has one row with rel None; users not in the graph
+    have none. Targeted reads (the users by id): no export of the whole graph."""
+    rows: list[dict[str, Any]] = []
+    for part in chunks(dict.fromkeys(map(str, user_ids)), IDS_PER_QUERY):
+        rows += store.read(Q.USER_HISTORIES, ids=part)
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
 
 # --- internals ---------------------------------------------------------------------------------

@@ -26,11 +26,12 @@ if text:
             selected = str(found["id"].iloc[0])
         elif len(found):
             labels = dict(zip(found["id"], found["title"]))
-            selected = st.selectbox(f"{len(found)} items match “{text}”", list(found["id"]),
+            selected = st.selectbox(f"{len(found)} items match “{ui.md(text)}”",
+                                    list(found["id"]),
                                     index=None, placeholder="pick an item",
                                     format_func=lambda i: ui.item_label(i, labels.get(i)))
         else:
-            st.warning(f"No item id starts with, and no title contains, “{text}”.",
+            st.warning(f"No item id starts with, and no title contains, “{ui.md(text)}”.",
                        icon=":material/search_off:")
 
 if not selected:
@@ -43,14 +44,15 @@ if qp.get("item") != selected:
     qp["item"] = selected
 
 item = data.item(selected) or {"id": selected}
-st.subheader(item.get("title") or selected)
+st.subheader(ui.md(item.get("title") or selected))
 edge_counts = data.item_edge_counts(selected)
 price = item.get("price")
 paths = item.get("categories") or []
 left, right = st.columns([3, 1])
 with left:
-    st.markdown(f"**Item id:** `{selected}`  \n**Brand:** {item.get('brand') or '—'}  \n"
-                "**Categories:** " + ("  \n".join(" › ".join(p) for p in paths) or "—"))
+    st.markdown(f"**Item id:** {ui.md(selected)}  \n**Brand:** {ui.md(item.get('brand')) or '—'}"
+                "  \n**Categories:** "
+                + ("  \n".join(" › ".join(ui.md(c) for c in p) for p in paths) or "—"))
 with right:
     st.metric("Price", f"{price:,.2f}" if isinstance(price, (int, float)) else "—")
     st.metric("Users", f"{sum(v for k, v in edge_counts.items() if k != 'RECOMMENDED'):,}",

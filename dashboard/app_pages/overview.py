@@ -15,7 +15,7 @@ st.caption(f"Knowledge graph of users, items, brands and categories — {where}.
 counts = ui.graph_counts()
 
 NODE_TYPES = ["User", "Item", "Category", "Brand"]
-BEHAVIOURS = ["VIEWED", "CARTED", "PURCHASED", "REVIEWED"]
+BEHAVIOURS = list(data.BEHAVIOURS)  # every behaviour type of the schema
 ITEM_ITEM = ["ALSO_BOUGHT", "ALSO_VIEWED", "BOUGHT_TOGETHER", "SIMILAR_TO"]
 
 cols = st.columns(6)

@@ -123,7 +123,7 @@ else:
     covered = int((frame["recommended"] > 0).sum())
     m1, m2, m3 = st.columns(3)
     m1.metric("Items recommended", f"{covered:,} of {len(frame):,}",
-              help=f"catalogue coverage of run {run_id}'s top-{bias_k} lists in the graph")
+              help=f"catalogue coverage of run {ui.md(run_id)}'s top-{bias_k} lists in the graph")
     top_bucket = share.iloc[-1]
     m2.metric("Top-10% items' share", f"{top_bucket.iloc[1]:.0%}",
               delta=f"{top_bucket.iloc[1] - top_bucket.iloc[0]:+.0%} vs interactions",

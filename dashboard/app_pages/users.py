@@ -33,11 +33,12 @@ if text:
             selected = matches[0]
         elif matches:
             more = " (first 25)" if len(matches) == 25 else ""
-            choice = st.selectbox(f"{len(matches)} users start with “{text}”{more}", matches,
+            choice = st.selectbox(f"{len(matches)} users start with “{ui.md(text)}”{more}",
+                                  matches,
                                   index=None, placeholder="pick a user")
             selected = choice
         else:
-            st.warning(f"No user id starts with “{text}”.", icon=":material/person_off:")
+            st.warning(f"No user id starts with “{ui.md(text)}”.", icon=":material/person_off:")
 
 if not selected:
     if "user" in qp:
@@ -46,7 +47,7 @@ if not selected:
     sample = data.sample_users(8)
     cols = st.columns(4)
     for i, uid in enumerate(sample):
-        cols[i % 4].button(uid, key=f"sample_{uid}", on_click=_pick, args=(uid,),
+        cols[i % 4].button(ui.md(uid), key=f"sample_{uid}", on_click=_pick, args=(uid,),
                            icon=":material/person:", width="stretch")
     st.stop()
 
@@ -55,11 +56,11 @@ if qp.get("user") != selected:
 
 summary = data.user_summary(selected) or {"id": selected, "edges": {}}
 edges = summary["edges"]
-st.subheader(f"User {selected}")
-mcols = st.columns(5)
-for i, b in enumerate(("VIEWED", "CARTED", "PURCHASED", "REVIEWED")):
+st.subheader(f"User {ui.md(selected)}")
+mcols = st.columns(len(data.BEHAVIOURS) + 1)
+for i, b in enumerate(data.BEHAVIOURS):  # every behaviour type of the schema
     mcols[i].metric(b.lower(), f"{edges.get(b, 0):,}")
-mcols[4].metric("recommended", f"{edges.get('RECOMMENDED', 0):,}")
+mcols[-1].metric("recommended", f"{edges.get('RECOMMENDED', 0):,}")
 st.caption("Share this view: the address bar holds the user, run and item shown.")
 
 
@@ -97,7 +98,7 @@ def recommendations_tab() -> None:
             for item_id in top["item_id"]:
                 paths = data.explanations(selected, item_id, run_id=run)
                 path_sets.append(paths)
-                reasons.append(ui.reason_markdown(paths[0].reason) if paths
+                reasons.append(ui.reason_markdown(paths[0].parts) if paths
                                else "" if paths is None
                                else ":gray[no path of length ≤ 4: the model's score alone]")
         # a static table: 10 rows read better with wrapped text, and it draws fast
@@ -140,7 +141,7 @@ def recommendations_tab() -> None:
                 for i, p in enumerate(paths, 1):
                     hops = " → ".join([p.nodes[0][0]] + [
                         f"{rel.lower()} → {t}" for rel, (t, _, _) in zip(p.rels, p.nodes[1:])])
-                    st.markdown(f"**{i}.** {ui.reason_markdown(p.reason)}  \n"
+                    st.markdown(f"**{i}.** {ui.reason_markdown(p.parts)}  \n"
                                 f":gray[{hops}]")
 
 

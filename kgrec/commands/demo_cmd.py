@@ -17,6 +17,7 @@ from pathlib import Path
 import typer
 
 from core.errors import InputFileError, KgrecError
+from gnn.rundir import RunDir, check_run_name
 from kgrec.commands.common import config, console, friendly_errors
 
 BUNDLED = Path(__file__).resolve().parents[2] / "data" / "amazon_beauty"
@@ -61,6 +62,7 @@ def demo(
 
     t0 = time.perf_counter()
     cfg = config()
+    hgt = check_run_name(f"{prefix}-hgt")  # the one run-name rule: a bad --prefix stops here
     data = bundled_data() if data_dir is None else data_dir
     console.rule(f"[bold]1. load {'the bundled Amazon Beauty' if data_dir is None else data} "
                  "graph")
@@ -74,13 +76,13 @@ def demo(
         console.print(summary_table(summary, qfile))
 
     console.rule("[bold]2. train the attention model (quick configuration) and the baselines")
-    hgt = f"{prefix}-hgt"
     # the demo's own runs (--prefix) are replaced when the demo runs again
     kgrec("train", "--model", "hgt", "--run", hgt, "--overwrite", *QUICK["hgt"])
+    rd = RunDir.named(cfg.runs_dir, hgt)
     runs = [hgt]
     if baselines:
         # the baselines reuse the graph snapshot exported for the first run
-        env = dict(os.environ, KGREC_SNAPSHOT=str(cfg.runs_dir / hgt / "snapshot"))
+        env = dict(os.environ, KGREC_SNAPSHOT=str(rd.snapshot_dir))
         for model in ("pop", "itemknn", "mf", "lightgcn"):
             kgrec("train", "--model", model, "--run", f"{prefix}-{model}", "--overwrite",
                   *QUICK[model], env=env)
@@ -95,10 +97,11 @@ def demo(
     kgrec("recommend", "--run", hgt, "--all", "--k", "20", "--write-graph", "--from-snapshot")
 
     console.rule("[bold]4. three users: recommendations and why")
-    recs = pd.read_parquet(cfg.runs_dir / hgt / "recommendations.parquet")
+    recs = pd.read_parquet(rd.recommendations_file)
     users = recs["user_id"].drop_duplicates().head(3).tolist()
-    kgrec("recommend", "--run", hgt, "--users", ",".join(users), "--k", "5", "--from-snapshot",
-          "--out", str(cfg.runs_dir / hgt / "demo_users.parquet"))
+    # a per-user request: the users' current histories folded into the run's graph (no export),
+    # written beside the batch output (runs/NAME/user_recommendations.parquet), never over it
+    kgrec("recommend", "--run", hgt, "--users", ",".join(users), "--k", "5")
     for user in users:
         top = recs[recs["user_id"] == user].sort_values("rank").iloc[0]["item_id"]
         kgrec("explain", user, str(top), "--run", hgt, "--n", "2")

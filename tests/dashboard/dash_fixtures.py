@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+APP = str(REPO / "dashboard" / "app.py")
+TIMEOUT = 180  # first runs build the explanation and search caches on a shared 2-core machine
 SMALL = REPO / "tests" / "fixtures" / "amazon_small"
 RUN = "dash-tiny"
 NO_RECS = 2  # users left without recommendations
@@ -42,6 +44,28 @@ class DashGraph:
         if self.store.counts() != self.counts:
             build_graph(self)
         return self
+
+
+def app(page: str | None = None, **query: str):
+    """The app (AppTest) run on `page` ("users", ...; None: the overview) with the URL query
+    `query`; no exception."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    if page:
+        at.switch_page(f"app_pages/{page}.py")
+        at.query_params.clear()
+        for k, v in query.items():
+            at.query_params[k] = v
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> list[str]:
+    return [str(e.value) for e in elements]
 
 
 def kgrec(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -4,33 +4,10 @@ the shareable URL state, and the empty states naming the command to run."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from dash_fixtures import RUN, K
+from dash_fixtures import APP, RUN, TIMEOUT, K, app, texts
 from streamlit.testing.v1 import AppTest
 
 from graph.server import free_port
-
-APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
-TIMEOUT = 180  # first runs build the explanation and search caches on a shared 2-core machine
-
-
-def app(page: str | None = None, **query: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, at.exception
-    if page:
-        at.switch_page(f"app_pages/{page}.py")
-        at.query_params.clear()
-        for k, v in query.items():
-            at.query_params[k] = v
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(elements) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 def codes(at: AppTest) -> str:
@@ -134,7 +111,7 @@ def test_item_page_brand_categories_related_and_buyers(dash):
     item = dash.items[0]  # the most recommended item of the run
     at = app("items", item=item)
     md = " ".join(texts(at.markdown))
-    assert f"`{item}`" in md and "**Categories:**" in md and "Beauty" in md
+    assert f"**Item id:** {item}" in md and "**Categories:**" in md and "Beauty" in md
     assert "#### Who buys it" in md and "#### Similar items" in md
     buyers = [d.value for d in at.dataframe if "behaviour" in d.value.columns]
     assert buyers and len(buyers[0]) >= 1

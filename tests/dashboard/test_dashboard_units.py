@@ -50,6 +50,13 @@ def test_explanation_dot_colours_nodes_by_type_and_links_items():
 
 
 def test_markdown_escaping_of_titles():
-    assert ui.md("50% *off* [new] | $5 `x`") == "50% \\*off\\* \\[new\\] \\| \\$5 \\`x\\`"
+    assert ui.md("50% *off* [new] | $5 `x`") == "50\\% \\*off\\* \\[new\\] \\| \\$5 \\`x\\`"
+    # what Streamlit turns into links or emoji after parsing gets an invisible word joiner
+    wj = "\u2060"
+    assert ui.md("see www.x.org, a@b.co :smile:") == \
+        f"see www{wj}\\.x\\.org\\, a\\@{wj}b\\.co \\:{wj}smile\\:{wj}"
+    assert ui.md("  two\n lines ") == "two lines"
+    assert ui.reason_markdown([("You reviewed ", False), ("*A* [b](u)", True), (".", False)]) \
+        == "You reviewed *\\*A\\* \\[b\\]\\(u\\)*\\."
     assert ui.md_link("B00_1", "./items?item=B00_1") == "[B00\\_1](./items?item=B00_1)"
     assert ui.md(None) == "" and ui.md_num(float("nan"), ".2f") == "—"

@@ -51,8 +51,10 @@ def test_bought_together_path_with_reason(recgraph, files):
     p = next(p for p in bt if p.nodes[1].id == x)
     assert p.length == 2 and p.rels == ["REVIEWED", "BOUGHT_TOGETHER"]
     assert [n.label for n in p.nodes] == ["User", "Item", "Item"]
-    assert p.reason == (f"You reviewed *{_title(store, x)}*; it is often bought together with "
-                        f"*{_title(store, i)}*.")
+    assert p.reason == (f"You reviewed “{_title(store, x)}”; it is often bought together with "
+                        f"“{_title(store, i)}”.")
+    # the names are catalogue data, kept apart from the sentence around them
+    assert [t for t, name in p.parts if name] == [_title(store, x), _title(store, i)]
     assert paths[0].kind == "bought_together"  # the strongest type comes first
 
 
@@ -78,7 +80,8 @@ def test_same_brand_path_names_the_brand(recgraph, files):
     for p in sb:  # through one of the user's items of that brand
         assert p.nodes[1].id in hist[u] and brand[p.nodes[1].id] == brand[x]
         assert p.nodes[2].label == "Brand" and p.nodes[2].name == brand[x]
-        assert p.reason.endswith(f"is also by *{brand[x]}*.")
+        assert p.reason.endswith(f"is also by “{brand[x]}”.")
+        assert p.parts[-2] == (brand[x], True)
 
 
 def test_co_purchase_support_counts_other_customers(recgraph, files):
@@ -179,3 +182,14 @@ def test_cli_explain(recgraph, files, cli):
     assert "bought_together" in table.stdout and f"why {i} for {u}" in table.stdout
     bad = cli("explain", "no-such-user", i, ok=False)
     assert bad.returncode == 1 and "no user 'no-such-user'" in bad.stderr
+
+
+def test_every_behaviour_type_can_start_a_path():
+    """A behaviour type added to the schema (favourites, ...) is also a reason: every path query
+    follows every behaviour, and each has a verb."""
+    from graph.explain import BEHAVIOUR_STRENGTH, VERB
+
+    for name, stmt in Q.EXPLAIN_PATHS.items():
+        for behaviour in Q.BEHAVIOUR_TYPES:
+            assert behaviour in stmt, (name, behaviour)
+    assert set(VERB) == set(BEHAVIOUR_STRENGTH) == set(Q.BEHAVIOUR_TYPES)

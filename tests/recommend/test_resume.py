@@ -10,7 +10,7 @@ import sys
 
 import pandas as pd
 
-from gnn.score import JOB_DIR
+from gnn.rundir import RunDir
 from graph.recommendations import per_user_counts, write_recommendations
 
 from .conftest import HGT_RUN, kgrec
@@ -46,7 +46,7 @@ def test_killed_job_resumes_from_the_last_finished_chunk(recgraph, cli, cli_env,
     killed = subprocess.run([sys.executable, "-c", KILLER, *args], env=cli_env, text=True,
                             capture_output=True, timeout=600)
     assert killed.returncode == -9, killed.stderr
-    job = recgraph.hgt_dir / JOB_DIR
+    job = RunDir(recgraph.hgt_dir).job_dir
     state = json.loads((job / "job.json").read_text())
     assert state["done"] == [0, 1]
     assert not out.exists()
@@ -82,4 +82,4 @@ def test_a_job_with_other_options_does_not_resume(recgraph, cli_env, tmp_path):
     assert other.returncode == 0, other.stderr
     assert "resuming" not in other.stdout
     assert len(pd.read_parquet(tmp_path / "b.parquet")) == 2 * recgraph.n_users
-    assert not (recgraph.hgt_dir / JOB_DIR).exists()
+    assert not RunDir(recgraph.hgt_dir).job_dir.exists()
