@@ -113,7 +113,7 @@ def test_a_load_interrupted_by_a_dead_server_resumes(own, empty_store, caplog):
     killed: list[int] = []
 
     def kill_after_first_item_batch(step: str, done: int, total: int) -> None:
-        if step == "items" and not killed:
+        if step == "Item" and done and not killed:  # after the first batch of items
             killed.append(kill_server(cfg))
 
     with caplog.at_level(logging.INFO, logger="neo4j"), pytest.raises(GraphUnavailable) as err:
@@ -127,5 +127,5 @@ def test_a_load_interrupted_by_a_dead_server_resumes(own, empty_store, caplog):
         summary = load_tables(again, tables, home=Path(cfg.home), fingerprint=fp,
                               source="amazon_small", batch_size=batch)
         assert summary.resumed_steps >= 2  # users and items were (partly) done
-        assert summary.rows_written["items"] < len(tables.items)
+        assert summary.rows_written["Item"] < len(tables.items)
         assert again.counts() == reference.counts
