@@ -25,7 +25,7 @@ from gnn.data import Graph, Split, history_of, is_member, pair_keys
 
 log = logging.getLogger(__name__)
 
-KS = (10, 20)
+KS = (10, 20, 50)
 SCORE_BLOCK = 1 << 27  # scores per chunk of users (512 MB of float32): large catalogues get
 # fewer users per chunk, so memory stays bounded (on Beauty, 12k items, the 4096 users stay)
 METRICS = ("recall", "ndcg", "hr", "precision", "mrr")
