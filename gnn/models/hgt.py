@@ -36,7 +36,7 @@ layer, residual, in front of the LightGCN propagation (slower on CPU: ~8 s per s
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,8 +48,13 @@ from torch_geometric.nn import GATv2Conv, HeteroConv, HGTConv
 from gnn.behaviours import LearnsBehaviours
 from gnn.data import EdgeType, Graph, Split
 from gnn.models.base import Batch, NetOut, TorchRecommender, known_buffers
-from gnn.models.hgt_behaviours import (BehaviourInputs, BehaviourPair, BehaviourPropagation,
-                                       held_edges, propagation_step)
+from gnn.models.hgt_behaviours import (
+    BehaviourInputs,
+    BehaviourPair,
+    BehaviourPropagation,
+    held_edges,
+    propagation_step,
+)
 from gnn.models.lightgcn import _SymmetricSpMM, normalized_adjacency, propagate
 from gnn.models.sparse_attention import DstBlock, RelationAttention, aggregate, build_blocks
 
@@ -212,7 +217,9 @@ class HGT(LearnsBehaviours, TorchRecommender):
         """Training: the step's positive edges are left out of the propagation."""
         if inputs.behaviour is None:
             return inputs
-        return dataclasses.replace(inputs, batch=(batch.users, batch.items))
+        step = copy.copy(inputs)  # shallow: the graph's tensors are shared, not copied
+        step.batch = (batch.users, batch.items)
+        return step
 
     def describe(self) -> dict[str, Any]:
         """The learned behaviour weights, by relation name (empty with one behaviour)."""
