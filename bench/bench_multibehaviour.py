@@ -69,15 +69,24 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
 
     jobs = [(v, s) for v in a.models for s in a.seeds]
-    with ThreadPoolExecutor(max(1, a.jobs)) as pool:
-        done = list(pool.map(lambda job: run(*job, a), jobs))
-    runs: dict[str, dict[str, dict]] = {}
-    for (variant, seed), metrics in zip(jobs, done):
-        runs.setdefault(variant, {})[str(seed)] = metrics
     snap = a.snapshot
     data = {"dataset": "tmall_multibehavior (purchases, carts, favourites; given split)",
             "snapshot": str(snap),
             "snapshot_sha256": fingerprint(snap / "graph.pt", snap / "ids.json")}
+    runs: dict[str, dict[str, dict]] = {}
+
+    def one(job: tuple[str, int]) -> None:
+        variant, seed = job
+        runs.setdefault(variant, {})[str(seed)] = run(variant, seed, a)
+        write(a, data, {v: runs[v] for v in a.models if v in runs})  # partial results too
+
+    with ThreadPoolExecutor(max(1, a.jobs)) as pool:
+        list(pool.map(one, jobs))
+    sys.stdout.write(markdown(json.loads((a.out / f"{a.name}.json").read_text())))
+    return 0
+
+
+def write(a: argparse.Namespace, data: dict, runs: dict[str, dict[str, dict]]) -> None:
     summary = {v: summarise(r) for v, r in runs.items()}
     out = {**provenance(data), "protocol": {"common": COMMON, "learned": LEARNED,
                                             "max_minutes": a.max_minutes, "extra": a.set},
@@ -87,8 +96,6 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / f"{a.name}.json").write_text(json.dumps(out, indent=2) + "\n")
     (a.out / f"{a.name}.md").write_text(markdown(out))
-    sys.stdout.write(markdown(out))
-    return 0
 
 
 def run(variant: str, seed: int, a: argparse.Namespace) -> dict:
