@@ -55,7 +55,7 @@ from gnn.models.hgt_behaviours import (
     held_edges,
     propagation_step,
 )
-from gnn.models.lightgcn import _SymmetricSpMM, normalized_adjacency, propagate
+from gnn.models.lightgcn import _SymmetricSpMM, normalized_adjacency
 from gnn.models.sparse_attention import DstBlock, RelationAttention, aggregate, build_blocks
 
 
@@ -163,14 +163,11 @@ class HGTNet(nn.Module):
             out = self.attention(kg_x, inputs.kg_edges)
             if out.get("item") is not None:
                 item0 = item0 + out["item"]
-        if inputs.adj is not None and inputs.behaviour is None:
-            out = propagate(self.alpha, torch.cat([x["user"], item0]), inputs.adj)
-        else:
-            h = torch.cat([x["user"], item0]).float()
-            out = h * self.alpha[0]
-            for layer in range(1, self.layers + 1):
-                h = step(h)
-                out = out + h * self.alpha[layer]
+        h = torch.cat([x["user"], item0]).float()  # then LightGCN's layer combination
+        out = h * self.alpha[0]
+        for layer in range(1, self.layers + 1):
+            h = step(h)
+            out = out + h * self.alpha[layer]
         return NetOut(out[:nu], out[nu:], x["user"], x["item"])
 
 

@@ -174,7 +174,7 @@ def test_hgt_with_one_behaviour_is_todays_model(mb_board):
 
 
 @pytest.mark.parametrize("over", [dict(), dict(loss="softmax", neg_samples=8, aux_weight=0.5,
-                                               kg_links=True)])
+                                               kg_links=True), dict(kg_conv="gat")])
 def test_hgt_learns_from_every_behaviour_beside_the_kg(mb_board, over):
     model, split, res = fit("hgt", mb_board, **over)
     net = model.net
