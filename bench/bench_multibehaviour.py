@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="multibehaviour", help="result file stem")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra TrainConfig fields for every run (e.g. epochs=1 for a smoke run)")
+    p.add_argument("--reuse", action="store_true",
+                   help="take a variant/seed whose run directory already has metrics.json "
+                        "instead of training it again (add seeds to a finished benchmark)")
     a = p.parse_args(argv)
 
     jobs = [(v, s) for v in a.models for s in a.seeds]
@@ -102,6 +105,12 @@ def run(variant: str, seed: int, a: argparse.Namespace) -> dict:
     """Train one variant with one seed in its own process; its metrics.json (+ config)."""
     model, settings = VARIANTS[variant]
     run_dir = a.runs_dir / f"bench-mb-{variant}-s{seed}"
+    if a.reuse and (run_dir / "metrics.json").exists():
+        print(f"[bench] {variant} seed {seed}: reusing {run_dir}", file=sys.stderr, flush=True)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics["config"] = json.loads((run_dir / "config.json").read_text())
+        metrics["learned_weights"] = learned_weights(run_dir)
+        return metrics
     learned = model not in ("pop", "behaviour-pop")
     cmd = [sys.executable, "-m", "gnn.train", "--snapshot", str(a.snapshot), "--model", model,
            "--run-dir", str(run_dir), "--overwrite", "--no-progress", "--seed", str(seed)]
@@ -170,13 +179,13 @@ def markdown(out: dict) -> str:
     lines = [f"Dataset: {out['data']['dataset']}. Published protocol: full ranking over all "
              "items, training purchases excluded, no cold items. Mean ± std over "
              f"{max(v['seeds'] for v in out['summary'].values())} seed(s).", "",
-             "| variant | " + " | ".join(cols) + " | epochs | s to best | train s | "
-             "peak RSS MB |", "|---" * (len(cols) + 5) + "|"]
+             "| variant | seeds | " + " | ".join(cols) + " | epochs | s to best | train s | "
+             "peak RSS MB |", "|---" * (len(cols) + 6) + "|"]
     for v, m in out["summary"].items():
         cells = [f"{m[c]:.4f} ± {m[c + '_std']:.4f}" if c in m else "–" for c in cols]
         cells += [f"{m['epochs']:.0f}", f"{m['seconds_to_best']:,.0f}",
                   f"{m['train_seconds']:,.0f}", f"{m['peak_rss_mb']:,.0f}"]
-        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+        lines.append(f"| {v} | {m['seeds']} | " + " | ".join(cells) + " |")
     if out["targets"]:
         lines += ["", "Targets (issue 9): " + json.dumps(out["targets"])]
     weights = {v: r.get("learned_weights") for v, by in out["runs"].items()
