@@ -22,7 +22,8 @@ from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-MODELS = ("hgt", "lightgcn", "mf", "itemknn", "pop")
+MODELS = ("hgt", "lightgcn", "mf", "itemknn", "pop",
+          "behaviour-pop")
 LOSSES = ("bpr", "softmax")
 SPLITS = ("auto", "given", "temporal")
 DEVICES = ("auto", "cpu", "cuda")
@@ -40,6 +41,10 @@ class TrainConfig:
     val_fraction: float = 0.1  # share of each user's training interactions held out for validation
     val_mode: str = "random"  # "random" | "latest" (by first_ts)
     cold_item_fraction: float = 0.1  # items whose interactions are all held out (cold-start slice)
+    aux_test_edges: str = "keep"  # the held-out pairs' own auxiliary behaviour edges (a cart
+    # of a test purchase): "keep" them in the graph (published protocol) | "drop" them
+    behaviours: str = "auto"  # user-item relations learned from (gnn.behaviours): "all" |
+    # "target" | "carted,favorited" (+ the target) | "auto": hgt, behaviour-pop all, else target
     # --- model
     dim: int = 64
     layers: int = 3  # propagation layers (lightgcn, hgt)
@@ -68,6 +73,8 @@ class TrainConfig:
     temperature: float = 0.2  # softmax loss: logits / temperature
     aux_weight: float = 0.0  # weight of an auxiliary BPR loss per other user-item behaviour of
     # the training graph (views, carts, ... beside the target relation); 0: target only
+    behaviour_lr: float = 0.05  # hgt with several behaviours: learning rate of the per-behaviour
+    # gains, attention and pair weights (scalars that must move by O(1) within a few epochs)
     patience: int = 5  # evaluations without a better validation NDCG@20 before stopping
     eval_every: int = 1  # epochs between validations
     max_minutes: float | None = None  # stop training after this long (best state is kept)
@@ -88,7 +95,8 @@ class TrainConfig:
                                      ("device", self.device, DEVICES),
                                      ("val_mode", self.val_mode, ("random", "latest")),
                                      ("kg_conv", self.kg_conv, ("sparse", "hgt", "gat")),
-                                     ("scale_lr", self.scale_lr, LR_SCALINGS)):
+                                     ("scale_lr", self.scale_lr, LR_SCALINGS),
+                                     ("aux_test_edges", self.aux_test_edges, ("keep", "drop"))):
             if value not in allowed:
                 raise ConfigError(f"'{name}' must be one of {', '.join(allowed)} (got {value!r})")
         for name in ("val_fraction", "cold_item_fraction", "temporal_fraction", "id_dropout",
@@ -100,7 +108,11 @@ class TrainConfig:
                      "eval_batch", "patience", "knn_neighbours"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"'{name}' must be >= 1 (got {getattr(self, name)})")
-        for name in ("lr", "dense_lr", "temperature"):
+        if not [b for b in self.behaviours.split(",") if b.strip()] or \
+                any(not b.strip() for b in self.behaviours.split(",")):
+            raise ConfigError(f"'behaviours' must be auto, all, target or relation names "
+                              f"separated by commas (got {self.behaviours!r})")
+        for name in ("lr", "dense_lr", "temperature", "behaviour_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"'{name}' must be > 0 (got {getattr(self, name)})")
         for name in ("layers", "weight_decay", "reg", "knn_shrink", "aux_weight"):
@@ -231,6 +243,7 @@ def _describe(allowed: tuple[type, ...]) -> str:
 # Tuned on Beauty with the published split (bench/bench_models.py; numbers in bench/results/).
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "pop": {"epochs": 1},
+    "behaviour-pop": {"epochs": 1},
     "itemknn": {"epochs": 1, "knn_neighbours": 100},
     "mf": {"lr": 5e-3, "reg": 1e-4, "batch_size": 4096, "epochs": 100},
     "lightgcn": {"lr": 5e-3, "reg": 1e-4, "layers": 3, "batch_size": 4096, "epochs": 100},

@@ -12,8 +12,18 @@ Two message-passing graphs, each with the KG edge types of the snapshot and reve
 - `train_graph` (used while fitting): target edges = `train`; no val/test/cold edge;
 - `eval_graph` (used to score the test set): target edges = `train` + `val` (both are training
   data of the split: a deployed model would see them); no test/cold edge.
-Other user-item relations of the snapshot (e.g. views when the target is purchases) are kept minus
-every (user, item) pair held out from that graph and minus edges marked test (split code 2).
+Other user-item relations of the snapshot (the auxiliary behaviours: views, carts, favourites when
+the target is purchases) stay in both graphs, and their items stay rankable; only the target
+relation's history is excluded from rankings. Always removed from them: edges marked test (split
+code 2) and edges of cold items. `aux_test_edges` says what happens to the held-out pairs' own
+auxiliary edges:
+- "keep" (default; the published protocol of the multi-behaviour benchmarks): they stay, so "the
+  user already has it in the cart" is visible to the model, as it would be in production;
+- "drop": every (user, item) pair held out from a graph (val + test in `train_graph`, test in
+  `eval_graph`) loses its auxiliary edges too, which shows how much of a score is that effect.
+Temporal split: every behaviour of a user at or after that user's cutoff (the time of the user's
+first held-out target edge; with `val_mode="latest"` the training graph's cutoff is the first
+validation edge) is removed from the graph, whatever its item; edges of unknown time (-1) stay.
 The "known positives" that negatives avoid are `train` (no refit on train+val: keep it simple).
 """
 
@@ -204,10 +214,22 @@ def make_split(snapshot: GraphSnapshot, cfg) -> Split:
     test, cold_test = pick(is_test & ~is_cold), pick(is_test & is_cold)
     cold_t = torch.from_numpy(cold.astype(np.int64))
 
-    held_train = torch.cat([val, test, cold_test], 1)
     held_eval = torch.cat([test, cold_test], 1)
-    train_graph = _build_graph(snapshot, target, train, held_train, cold_t)
-    eval_graph = _build_graph(snapshot, target, torch.cat([train, val], 1), held_eval, cold_t)
+    held_train = torch.cat([val, held_eval], 1)
+    cut_train = cut_eval = None
+    if mode == "temporal":
+        ts = torch.from_numpy(first_ts.astype(np.int64))
+        n_users = int(data["user"].num_nodes)
+        later = np.flatnonzero(is_test)
+        cut_eval = user_cutoffs(ei[:, later], ts[later], n_users)
+        if cfg.val_mode == "latest":
+            later = np.flatnonzero(is_test | is_val)
+        cut_train = user_cutoffs(ei[:, later], ts[later], n_users)
+    if cfg.aux_test_edges == "keep":
+        held_train = held_eval = torch.empty(2, 0, dtype=torch.long)
+    train_graph = _build_graph(snapshot, target, train, held_train, cold_t, cut_train)
+    eval_graph = _build_graph(snapshot, target, torch.cat([train, val], 1), held_eval, cold_t,
+                              cut_eval)
     split = Split(train_graph, eval_graph, train, val, test, cold_test, cold_t, mode)
     log.info("split %s", split.summary())
     if train.size(1) == 0:
@@ -222,10 +244,19 @@ def graph_from_snapshot(snapshot: GraphSnapshot, target: str | None = None) -> G
                         torch.empty(2, 0, dtype=torch.long), torch.empty(0, dtype=torch.long))
 
 
+def user_cutoffs(pairs: Tensor, times: Tensor, n_users: int) -> Tensor:
+    """Per user, the earliest known time (>= 0) of its `pairs` ([2, E], times [E]); the largest
+    int64 for users without one (no cutoff)."""
+    cut = torch.full((n_users,), torch.iinfo(torch.long).max, dtype=torch.long)
+    known = times >= 0
+    return cut.scatter_reduce(0, pairs[0, known], times[known], reduce="amin")
+
+
 def _build_graph(snapshot: GraphSnapshot, target: EdgeType, history: Tensor, held: Tensor,
-                 cold_items: Tensor) -> Graph:
+                 cold_items: Tensor, cutoff: Tensor | None = None) -> Graph:
     """Message-passing graph: `history` as the target relation, KG edges as they are, other
-    user-item relations minus the `held` pairs, the cold items and test-labelled edges."""
+    user-item relations minus the `held` pairs, the cold items, test-labelled edges and (with a
+    per-user `cutoff` time) every edge first seen at or after its user's cutoff."""
     src = snapshot.data
     n_items = int(src["item"].num_nodes)
     data = HeteroData()
@@ -248,6 +279,8 @@ def _build_graph(snapshot: GraphSnapshot, target: EdgeType, history: Tensor, hel
             keep = ~cold[ei[1]] & ~is_member(pair_keys(ei, n_items), held_keys)
             if "split" in st:
                 keep &= st.split != TEST
+            if cutoff is not None and "first_ts" in st:
+                keep &= ~((st.first_ts >= 0) & (st.first_ts >= cutoff[ei[0]]))
             ei = ei[:, keep]
         data[et].edge_index = ei
         data[et[2], "rev_" + et[1], et[0]].edge_index = ei.flip(0)

@@ -4,8 +4,10 @@ Per user with >= 1 relevant item (its held-out edges), over the top K of the ran
 - recall@K = hits / |rel|; precision@K = hits / K; hr@K = 1 if any hit;
 - ndcg@K = DCG / IDCG with DCG = sum over hit ranks r (0-based) of 1 / log2(r + 2) and the ideal
   DCG over min(|rel|, K) hits; mrr@K = 1 / (rank of the first hit + 1), 0 without a hit;
-averaged over users. coverage@K = share of candidate items recommended to anyone, gini@K = Gini
-coefficient of how often each candidate item is recommended (0 = even, 1 = one item for all).
+averaged over users, at K = 10, 20 and 50 (`KS`; HR@K and NDCG@K at 10 and 50 are what the
+multi-behaviour benchmarks report). coverage@K = share of candidate items recommended to
+anyone, gini@K = Gini coefficient of how often each candidate item is recommended (0 = even,
+1 = one item for all).
 
 The cold-start slice ranks only the cold items (which have no interactions in any training graph)
 for the users who have held-out edges to them: `cold_item_recall@20`, and beside it
@@ -25,7 +27,7 @@ from gnn.data import Graph, Split, history_of, is_member, pair_keys
 
 log = logging.getLogger(__name__)
 
-KS = (10, 20)
+KS = (10, 20, 50)
 SCORE_BLOCK = 1 << 27  # scores per chunk of users (512 MB of float32): large catalogues get
 # fewer users per chunk, so memory stays bounded (on Beauty, 12k items, the 4096 users stay)
 METRICS = ("recall", "ndcg", "hr", "precision", "mrr")

@@ -221,7 +221,7 @@ class _NetFit:
                                        neg_gen)
             batch = Batch(u.to(device), i.to(device), neg.to(device), g, self.pool, neg_gen)
             with self.autocast:
-                out = self.forward(self.inputs)
+                out = self.forward(self.model.step_inputs(self.inputs, batch))
                 terms = self.model.loss_terms(out, batch)
                 loss = _total(terms)
             self.opt.zero_grad(set_to_none=True)

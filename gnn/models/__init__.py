@@ -7,13 +7,15 @@ from gnn.models.base import Recommender
 
 
 def registry() -> dict[str, type[Recommender]]:
+    from gnn.models.behaviour_pop import BehaviourPop
     from gnn.models.hgt import HGT
     from gnn.models.itemknn import ItemKNN
     from gnn.models.lightgcn import LightGCN
     from gnn.models.mf import MF
     from gnn.models.pop import Popularity
 
-    return {m.name: m for m in (HGT, LightGCN, MF, ItemKNN, Popularity)}
+    return {m.name: m for m in (HGT, LightGCN, MF, ItemKNN, Popularity,
+                                BehaviourPop)}
 
 
 def create(name: str, cfg: TrainConfig | None = None) -> Recommender:

@@ -254,6 +254,11 @@ class TorchRecommender(Recommender):
             graph.cache[key] = self._inputs(graph, device)
         return graph.cache[key]
 
+    def step_inputs(self, inputs: Any, batch: Batch) -> Any:
+        """The inputs of one training step's forward: the graph's, unless the model changes
+        them per step (multi-behaviour `hgt` leaves the step's own target edges out)."""
+        return inputs
+
     def node_rows(self, graph: Graph, node_type: str) -> Tensor:
         """Rows for the graph's nodes; unknown nodes and nodes without training interactions
         (users/items) get the default row (the table's last)."""

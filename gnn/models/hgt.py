@@ -17,6 +17,14 @@
               current history (fold-in: `embeddings(new_snapshot)` maps nodes by id)
     score     dot product of the final user and item embeddings
 
+Every user-item behaviour (views, carts, favourites, purchases, reviews; `behaviours`, default
+all): with more than one, the user-item graph is one typed relation per behaviour, with learned
+per-node attention over the behaviours and a learned gain per behaviour, a learned pair term for
+"u already has behaviour b with i", and each training step's own target edges masked out of the
+propagation (`hgt_behaviours.py`, where the choice of scheme is explained). With the target
+relation only (`--set behaviours=target`, or a graph with one behaviour) the network is exactly
+the single-relation model above.
+
 Why this shape: on Beauty, LightGCN-style linear propagation trains faster and better than
 stacks of transformed attention layers (a residual HGT layer in front of LightGCN was measured
 below LightGCN alone), while the KG relations carry most of the signal LightGCN lacks. The
@@ -28,15 +36,26 @@ layer, residual, in front of the LightGCN propagation (slower on CPU: ~8 s per s
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GATv2Conv, HeteroConv, HGTConv
 
-from gnn.data import EdgeType, Graph
-from gnn.models.base import NetOut, TorchRecommender, known_buffers
-from gnn.models.lightgcn import _SymmetricSpMM, normalized_adjacency, propagate
+from gnn.behaviours import LearnsBehaviours
+from gnn.data import EdgeType, Graph, Split
+from gnn.models.base import Batch, NetOut, TorchRecommender, known_buffers
+from gnn.models.hgt_behaviours import (
+    BehaviourInputs,
+    BehaviourPair,
+    BehaviourPropagation,
+    held_edges,
+    propagation_step,
+)
+from gnn.models.lightgcn import _SymmetricSpMM, normalized_adjacency
 from gnn.models.sparse_attention import DstBlock, RelationAttention, aggregate, build_blocks
 
 
@@ -47,15 +66,17 @@ class HGTInputs:
     or as PyG edge indices (`"hgt"` / `"gat"`); None / empty when the graph has none."""
 
     rows: dict[str, Tensor]  # node type -> row of each node in that type's embedding table
-    adj: Tensor  # sparse CSR [n_users + n_items, n_users + n_items]
+    adj: Tensor | None  # sparse CSR [n_users + n_items, n_users + n_items] (one behaviour)
     kg_block: DstBlock | None = None
     kg_edges: dict[EdgeType, Tensor] | None = None
+    behaviour: BehaviourInputs | None = None  # several behaviours (instead of `adj`)
+    batch: tuple[Tensor, Tensor] | None = None  # training: the step's positive target edges
 
 
 class HGTNet(nn.Module):
     def __init__(self, num_nodes: dict[str, int], kg_edge_types: list[EdgeType], dim: int,
                  layers: int, heads: int, kg_conv: str = "sparse", dropout: float = 0.0,
-                 id_dropout: float = 0.0) -> None:
+                 id_dropout: float = 0.0, n_behaviours: int = 1) -> None:
         super().__init__()
         self.num_nodes = dict(num_nodes)
         self.id_dropout = id_dropout
@@ -76,6 +97,7 @@ class HGTNet(nn.Module):
                 self.attention = HeteroConv(
                     {et: GATv2Conv(dim, dim // heads, heads=heads, add_self_loops=False,
                                    dropout=dropout) for et in self.kg_edge_types}, aggr="mean")
+        self.behaviour = BehaviourPropagation(n_behaviours, dim) if n_behaviours > 1 else None
         self.register_buffer("alpha", torch.full((layers + 1,), 1.0 / (layers + 1)))
         known_buffers(self, num_nodes["user"], num_nodes["item"])
         self.reset_parameters()
@@ -83,8 +105,9 @@ class HGTNet(nn.Module):
     def reset_parameters(self) -> None:
         for e in self.emb.values():
             nn.init.normal_(e.weight, std=0.1)
-        if self.attention is not None:
-            self.attention.reset_parameters()
+        for m in (self.attention, self.behaviour):
+            if m is not None:
+                m.reset_parameters()
 
     def forward(self, inputs: HGTInputs) -> NetOut:
         rows = inputs.rows
@@ -97,16 +120,16 @@ class HGTNet(nn.Module):
                 rows[t] = torch.where(hide, torch.full_like(rows[t], self.num_nodes[t]), rows[t])
         x = {t: self.emb[t](r) for t, r in rows.items()}
         nu = rows["user"].numel()
+        step = self._user_item_step(x, inputs)
         if self.kg_conv != "sparse":
-            return self._forward_pyg(x, inputs, nu)
-        adj = inputs.adj
+            return self._forward_pyg(x, inputs, nu, step)
         block = inputs.kg_block
         weights = self.attention(x, block, "item") if block is not None and \
             self.attention is not None else None
         h = torch.cat([x["user"], x["item"]]).float()
         out = h * self.alpha[0]
         for layer in range(1, self.layers + 1):
-            nxt = _SymmetricSpMM.apply(adj, h)
+            nxt = step(h)
             if weights is not None:
                 # sources stacked in the block's relation order: item-item relations read the
                 # items' current layer, category/brand relations their (layer-0) embeddings
@@ -118,7 +141,21 @@ class HGTNet(nn.Module):
             out = out + h * self.alpha[layer]
         return NetOut(out[:nu], out[nu:], x["user"], x["item"])
 
-    def _forward_pyg(self, x: dict[str, Tensor], inputs: HGTInputs, nu: int) -> NetOut:
+    def _user_item_step(self, x: dict[str, Tensor], inputs: HGTInputs
+                        ) -> Callable[[Tensor], Tensor]:
+        """h -> A h over the user-item graph: the normalised history, or the weighted graph of
+        every behaviour (minus the training step's own target edges)."""
+        if self.behaviour is None or inputs.behaviour is None:
+            return lambda h: _SymmetricSpMM.apply(inputs.adj, h)
+        g = inputs.behaviour
+        values, inv, target_weight = self.behaviour.values(x["user"], x["item"], g)
+        held = None
+        if inputs.batch is not None:
+            held = held_edges(*inputs.batch, inv, target_weight, x["user"].size(0))
+        return propagation_step(values, g, held)
+
+    def _forward_pyg(self, x: dict[str, Tensor], inputs: HGTInputs, nu: int,
+                     step: Callable[[Tensor], Tensor]) -> NetOut:
         """A PyG HGTConv / GATv2Conv layer (residual) over the KG, then LightGCN."""
         item0 = x["item"]
         if self.attention is not None and inputs.kg_edges:
@@ -126,17 +163,69 @@ class HGTNet(nn.Module):
             out = self.attention(kg_x, inputs.kg_edges)
             if out.get("item") is not None:
                 item0 = item0 + out["item"]
-        out = propagate(self.alpha, torch.cat([x["user"], item0]), inputs.adj)
+        h = torch.cat([x["user"], item0]).float()  # then LightGCN's layer combination
+        out = h * self.alpha[0]
+        for layer in range(1, self.layers + 1):
+            h = step(h)
+            out = out + h * self.alpha[layer]
         return NetOut(out[:nu], out[nu:], x["user"], x["item"])
 
 
-class HGT(TorchRecommender):
+class HGT(LearnsBehaviours, TorchRecommender):
     name = "hgt"
+
+    def prepare(self, split: Split) -> None:
+        super().prepare(split)
+        self.meta["behaviours"] = [list(et) for et in
+                                   self.behaviour_relations(split.train_graph)]
+
+    def behaviours(self) -> list[EdgeType]:
+        """The behaviour relations the network was built for (target first)."""
+        return [tuple(et) for et in self.meta.get("behaviours", [self.meta["target"]])]
 
     def _build_net(self) -> nn.Module:
         c = self.cfg
         return HGTNet(self.meta["num_nodes"], [tuple(et) for et in self.meta["kg_edge_types"]],
-                      c.dim, c.layers, c.heads, c.kg_conv, c.dropout, c.id_dropout)
+                      c.dim, c.layers, c.heads, c.kg_conv, c.dropout, c.id_dropout,
+                      len(self.behaviours()))
+
+    def build(self) -> nn.Module:
+        """With several behaviours the pairwise scorer is `BehaviourPair` (wrapping the KG link
+        counts when `kg_links` is on)."""
+        net = super().build()
+        if net.behaviour is not None:
+            net.pair = BehaviourPair(self.behaviours()[1:], self.cfg.dim, kg=net.pair)
+            net.pair.bind(net.emb, self.node_rows)
+        return net
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The behaviour weights (gains, attention priors, pair weights) get `behaviour_lr`."""
+        groups = super().parameter_groups()
+        if self.net.behaviour is None:
+            return groups
+        special = [self.net.behaviour.theta, self.net.behaviour.gain, self.net.pair.beta,
+                   self.net.pair.user_w, self.net.pair.item_w]
+        ids = {id(p) for p in special}
+        for g in groups:
+            g["params"] = [p for p in g["params"] if id(p) not in ids]
+        return [*groups, {"params": special, "weight_decay": 0.0, "lr": self.cfg.behaviour_lr}]
+
+    def step_inputs(self, inputs: HGTInputs, batch: Batch) -> HGTInputs:
+        """Training: the step's positive edges are left out of the propagation."""
+        if inputs.behaviour is None:
+            return inputs
+        step = copy.copy(inputs)  # shallow: the graph's tensors are shared, not copied
+        step.batch = (batch.users, batch.items)
+        return step
+
+    def describe(self) -> dict[str, Any]:
+        """The learned behaviour weights, by relation name (empty with one behaviour)."""
+        if self.net is None or self.net.behaviour is None:
+            return {}
+        names = [et[1] for et in self.behaviours()]
+        out = {k: dict(zip(names, v)) for k, v in self.net.behaviour.describe().items()}
+        out["pair_beta"] = dict(zip(names[1:], self.net.pair.describe()["beta"]))
+        return out
 
     def _inputs(self, graph: Graph, device: torch.device) -> HGTInputs:
         pin = device.type == "cuda"
@@ -146,9 +235,13 @@ class HGT(TorchRecommender):
 
         mine = [tuple(et) for et in self.meta["kg_edge_types"]]
         kg = {et: graph.data[et].edge_index for et in graph.kg_edge_types() if et in mine}
-        inputs = HGTInputs(
-            rows={t: move(self.node_rows(graph, t)) for t in self.meta["num_nodes"]},
-            adj=normalized_adjacency(graph.history, graph.n_users, graph.n_items, device))
+        rows = {t: move(self.node_rows(graph, t)) for t in self.meta["num_nodes"]}
+        if len(self.behaviours()) > 1:
+            inputs = HGTInputs(rows, None, behaviour=BehaviourInputs.build(
+                graph, self.behaviours(), device))
+        else:
+            inputs = HGTInputs(rows, normalized_adjacency(graph.history, graph.n_users,
+                                                          graph.n_items, device))
         if self.cfg.kg_conv == "sparse":
             num = {t: int(graph.data[t].num_nodes) for t in graph.data.node_types}
             item_rels = [et for et in mine if et[2] == "item" and et in kg]

@@ -6,6 +6,11 @@ propagated over a pre-normalised sparse adjacency D^-1/2 A D^-1/2 (built once pe
 `torch.sparse.mm`, no dense N x N, the same product as PyG's LGConv but with a symmetric backward)
 and averaged over layers.
 A user's embedding is therefore recomputed from its current neighbourhood.
+
+`--set behaviours=all` (the multi-behaviour baseline of issue 9): the graph propagated over is
+every user-item behaviour merged into one relation (a (user, item) pair is one edge whatever its
+types: views, carts, favourites, purchases); positives and the ranking's exclusions stay the
+target relation's. Default ("auto"): the target relation only.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn.models import LightGCN as PygLightGCN
 
+from gnn.behaviours import LearnsBehaviours, merged_pairs
 from gnn.data import Graph
 from gnn.models.base import IdRows, NetOut, TorchRecommender, known_buffers
 from gnn.models.sparse_attention import BWD_UNDER_AUTOCAST, FP32_UNDER_AUTOCAST
@@ -90,7 +96,7 @@ class LightGCNNet(nn.Module):
         return NetOut(out[:nu], out[nu:], x0[:nu], x0[nu:])
 
 
-class LightGCN(TorchRecommender):
+class LightGCN(LearnsBehaviours, TorchRecommender):
     name = "lightgcn"
 
     def _build_net(self) -> nn.Module:
@@ -100,4 +106,10 @@ class LightGCN(TorchRecommender):
     def _inputs(self, graph: Graph, device: torch.device) -> PropagationInputs:
         return PropagationInputs(
             self.node_rows(graph, "user").to(device), self.node_rows(graph, "item").to(device),
-            normalized_adjacency(graph.history, graph.n_users, graph.n_items, device))
+            normalized_adjacency(self.message_pairs(graph), graph.n_users, graph.n_items,
+                                 device))
+
+    def message_pairs(self, graph: Graph) -> Tensor:
+        """The (user, item) edges propagated over: the history, or every chosen behaviour."""
+        rels = self.behaviour_relations(graph)
+        return graph.history if len(rels) == 1 else merged_pairs(graph, rels)

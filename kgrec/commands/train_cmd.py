@@ -62,10 +62,17 @@ def train(
     loss: str | None = typer.Option(None, help="bpr or softmax."),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda."),
     seed: int = typer.Option(0, help="Random seed (splits, initialisation, sampling)."),
+    target: str | None = typer.Option(
+        None, help="User-item relation to predict (default: purchased if present, else "
+                   "reviewed); the other behaviours (viewed, carted, favorited, ...) are "
+                   "learned from."),
     settings: list[str] = typer.Option(
         [], "--set", metavar="KEY=VALUE",
         help="Any training setting (a TrainConfig field), repeatable; wins over the options "
-             "above. E.g. --set cold_item_fraction=0 --set max_minutes=null."),
+             "above. E.g. --set cold_item_fraction=0 --set max_minutes=null; behaviours=all|"
+             "target|carted,favorited (what the model learns from; default: all for hgt and "
+             "behaviour-pop, the target for lightgcn); aux_test_edges=keep|drop (the held-out "
+             "pairs' own cart/favourite/view edges)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run's last checkpoint "
                                                         "(same model)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run of this "
@@ -84,7 +91,8 @@ def train(
     cfg = config()
     rd = RunDir.named(cfg.runs_dir, run)
     tc = TrainConfig.for_model(model, parse_settings(settings), epochs=epochs, dim=dim, lr=lr,
-                               loss=loss, device=device, seed=seed)  # --set wins
+                               loss=loss, device=device, seed=seed,
+                               target=target)  # --set wins
     rd.check_can_train(model, resume, overwrite)
     with rd.lock("training"):
         if overwrite:

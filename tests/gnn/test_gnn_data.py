@@ -90,7 +90,8 @@ def test_temporal_split_takes_each_users_latest():
 
 
 def test_latest_validation_and_other_behaviours_are_filtered():
-    """A VIEWED edge for a test pair must not reach the graphs; one for a train pair may."""
+    """With `aux_test_edges=drop`, a VIEWED edge for a held-out pair must not reach the graphs;
+    one for a train pair may (the default, keep, is in test_multibehaviour.py)."""
     base = checkerboard()
     st = base.data["user", "reviewed", "item"]
     users, items = base.ids["user"], base.ids["item"]
@@ -98,7 +99,7 @@ def test_latest_validation_and_other_behaviours_are_filtered():
     views = pd.DataFrame(pairs, columns=["src", "dst"]).assign(count=1, first_ts=1, last_ts=1)
     snap = checkerboard(extra={"VIEWED": views})
     split = make_split(snap, TrainConfig(val_mode="latest", val_fraction=0.3,
-                                         cold_item_fraction=0.1))
+                                         cold_item_fraction=0.1, aux_test_edges="drop"))
     assert_no_leak(split)
     viewed = keyset(split.train_graph.data["user", "viewed", "item"].edge_index, 20)
     assert viewed == keyset(split.train, 20)  # views of val/test/cold pairs are gone

@@ -13,7 +13,7 @@ from gnn.data import graph_from_snapshot, make_split
 from gnn.models import create, registry
 from gnn.trainer import Trainer
 
-MODELS = ["pop", "itemknn", "mf", "lightgcn", "hgt"]
+MODELS = ["pop", "itemknn", "mf", "lightgcn", "hgt", "behaviour-pop"]
 _FITTED: dict[str, tuple] = {}
 
 
