@@ -22,7 +22,8 @@ from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-MODELS = ("hgt", "lightgcn", "mf", "itemknn", "pop")
+MODELS = ("hgt", "lightgcn", "lightgcn-kg", "mf", "itemknn", "pop", "kglink")
+KG_PARTS = ("item-item", "brand", "category")  # what `kg_exclude` can drop
 LOSSES = ("bpr", "softmax")
 SPLITS = ("auto", "given", "temporal")
 DEVICES = ("auto", "cpu", "cuda")
@@ -52,6 +53,11 @@ class TrainConfig:
     knn_shrink: float = 0.0  # itemknn: cosine shrinkage
     kg_links: bool = False  # mf, lightgcn, hgt: add to the dot product a learned weight per
     # item-item KG relation on log(1 + links from the user's history to the candidate)
+    # --- ablations (bench/bench_models.py --ablations)
+    attention: bool = True  # hgt: False = uniform weights within each relation (1 / in-degree,
+    # times the learned relation weight): no query/key attention parameters at all
+    kg_exclude: str = ""  # models that read the KG: comma list of "item-item", "brand",
+    # "category": those relations are left out of the model's graph (e.g. "brand,category")
     # --- optimisation
     epochs: int = 50
     lr: float = 1e-3
@@ -109,6 +115,11 @@ class TrainConfig:
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"'max_minutes' must be > 0, or null for no limit "
                               f"(got {self.max_minutes})")
+        parts = [x.strip() for x in self.kg_exclude.split(",") if x.strip()]
+        bad = [x for x in parts if x not in KG_PARTS]
+        if bad:
+            raise ConfigError(f"'kg_exclude' parts must be among {', '.join(KG_PARTS)} "
+                              f"(got {', '.join(map(repr, bad))})")
         if self.dim % self.heads:
             raise ConfigError(f"'dim' (got {self.dim}) must be divisible by 'heads' "
                               f"(got {self.heads})")

@@ -55,7 +55,7 @@ class HGTInputs:
 class HGTNet(nn.Module):
     def __init__(self, num_nodes: dict[str, int], kg_edge_types: list[EdgeType], dim: int,
                  layers: int, heads: int, kg_conv: str = "sparse", dropout: float = 0.0,
-                 id_dropout: float = 0.0) -> None:
+                 id_dropout: float = 0.0, attention: bool = True) -> None:
         super().__init__()
         self.num_nodes = dict(num_nodes)
         self.id_dropout = id_dropout
@@ -67,7 +67,8 @@ class HGTNet(nn.Module):
         self.item_relations = [et for et in self.kg_edge_types if et[2] == "item"]
         self.attention: nn.Module | None = None
         if kg_conv == "sparse" and self.item_relations:
-            self.attention = RelationAttention("item", self.item_relations, dim, heads)
+            self.attention = RelationAttention("item", self.item_relations, dim, heads,
+                                               uniform=not attention)
         elif kg_conv in ("hgt", "gat") and self.kg_edge_types:
             nodes = sorted({t for et in self.kg_edge_types for t in (et[0], et[2])})
             if kg_conv == "hgt":
@@ -132,11 +133,13 @@ class HGTNet(nn.Module):
 
 class HGT(TorchRecommender):
     name = "hgt"
+    cold_start = True  # a cold item's embedding comes from its KG neighbours
 
     def _build_net(self) -> nn.Module:
         c = self.cfg
         return HGTNet(self.meta["num_nodes"], [tuple(et) for et in self.meta["kg_edge_types"]],
-                      c.dim, c.layers, c.heads, c.kg_conv, c.dropout, c.id_dropout)
+                      c.dim, c.layers, c.heads, c.kg_conv, c.dropout, c.id_dropout,
+                      attention=c.attention)
 
     def _inputs(self, graph: Graph, device: torch.device) -> HGTInputs:
         pin = device.type == "cuda"

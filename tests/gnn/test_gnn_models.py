@@ -13,7 +13,7 @@ from gnn.data import graph_from_snapshot, make_split
 from gnn.models import create, registry
 from gnn.trainer import Trainer
 
-MODELS = ["pop", "itemknn", "mf", "lightgcn", "hgt"]
+MODELS = ["pop", "itemknn", "mf", "lightgcn", "hgt", "lightgcn-kg", "kglink"]
 _FITTED: dict[str, tuple] = {}
 
 
@@ -103,7 +103,7 @@ class TestContract:
         assert (items >= 0).all()
 
 
-@pytest.mark.parametrize("name", ["itemknn", "mf", "lightgcn", "hgt"])
+@pytest.mark.parametrize("name", ["itemknn", "mf", "lightgcn", "hgt", "lightgcn-kg", "kglink"])
 def test_checkerboard_known_answer(name):
     """Users are recommended an item of their own kind first (every user has >= 2 unseen warm
     items of its kind left, so this is always possible)."""
