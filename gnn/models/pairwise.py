@@ -187,7 +187,19 @@ class LinkFeatures:
         return [*self.matrices, *(["category"] if self.sig is not None else []), "pop"]
 
     def weighted(self, rows: sp.csr_matrix, weights: dict[str, float]) -> Tensor:
-        """[rows.shape[0], n_items]: sum_f weights[f] * x_f (features without a weight: 0)."""
+        """[rows.shape[0], n_items]: sum_f weights[f] * x_f (features without a weight: 0).
+        The dense parts (category, pop) fill the block; the sparse link counts are added at
+        their entries only (a dense copy of them cost ~3x more on Beauty)."""
+        b, n = rows.shape[0], self.n_items
+        w_cat, w_pop = float(weights.get("category", 0.0)), float(weights.get("pop", 0.0))
+        if w_cat and self.sig is not None:
+            profile = torch.from_numpy(np.asarray((rows @ self.member).todense(), np.float32))
+            per_set = torch.log1p(profile @ self.sets_idf.T) * w_cat  # [B, S]
+            out = per_set.index_select(1, self.sig)
+        else:
+            out = torch.zeros(b, n)
+        if w_pop:
+            out += w_pop * self.pop
         acc = None
         for name, m in self.matrices.items():
             w = weights.get(name, 0.0)
@@ -195,14 +207,11 @@ class LinkFeatures:
                 x = (rows @ m).tocsr()
                 x.data = np.float32(w) * np.log1p(x.data)
                 acc = x if acc is None else acc + x
-        out = torch.from_numpy(acc.toarray().astype(np.float32)) if acc is not None else \
-            torch.zeros(rows.shape[0], self.n_items)
-        if weights.get("category") and self.sig is not None:
-            profile = torch.from_numpy(np.asarray((rows @ self.member).todense(), np.float32))
-            per_set = torch.log1p(profile @ self.sets_idf.T)  # [B, S]
-            out += float(weights["category"]) * per_set[:, self.sig]
-        if weights.get("pop"):
-            out += float(weights["pop"]) * self.pop
+        if acc is not None and acc.nnz:
+            acc = acc.tocoo()
+            keys = torch.from_numpy(acc.row.astype(np.int64) * n + acc.col)
+            out.view(-1).index_add_(0, keys, torch.from_numpy(acc.data.astype(np.float32,
+                                                                               copy=False)))
         return out
 
     def users(self, users: Tensor) -> sp.csr_matrix:
