@@ -117,7 +117,8 @@ class Trainer:
         """Nothing to fit but the model's few weights (`fit`, on validation); validation measured
         once, for the record."""
         t0 = time.perf_counter()
-        search = model.fit(split) if isinstance(model, MemoryRecommender) else []
+        search = model.fit(split, self.on_step if rank_world()[0] == 0 else None) \
+            if isinstance(model, MemoryRecommender) else []
         val = None
         if split.val.size(1):
             val = evaluate(model, split.train_graph, split.val, split.warm_items, (20,),

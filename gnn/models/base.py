@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.progress import Progress
 from gnn import losses
 from gnn.config import TrainConfig
 from gnn.data import Graph, Split, graph_from_snapshot
@@ -181,9 +182,10 @@ class MemoryRecommender(Recommender):
     """A recommender without parameters: its scores are computed from the current graph's
     history (so fold-in is free); the trainer only records the graph and measures validation."""
 
-    def fit(self, split: Split) -> list[dict[str, Any]]:
+    def fit(self, split: Split, on_step: Progress | None = None) -> list[dict[str, Any]]:
         """Fit what little there is (a few weights) on the split's *validation* edges with its
-        training graph; the record of the search (one entry per evaluation). Default: nothing."""
+        training graph, reporting each evaluation to `on_step`; the record of the search (one
+        entry per evaluation). Default: nothing."""
         return []
 
 

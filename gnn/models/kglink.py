@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from core.progress import Progress
 from gnn.data import Graph, Split
 from gnn.evaluate import evaluate
 from gnn.models.base import MemoryRecommender, Source
@@ -41,13 +42,14 @@ class KGLink(MemoryRecommender):
     name = "kglink"
     cold_start = True  # scores items without interactions from their KG links
 
-    def fit(self, split: Split) -> list[dict[str, Any]]:
+    def fit(self, split: Split, on_step: Progress | None = None) -> list[dict[str, Any]]:
         g = split.train_graph
         names = link_features(g).names
         self.meta["features"] = names
         w = {n: (0.1 if n == "pop" else 1.0) for n in names}
         t0 = time.perf_counter()
         search: list[dict[str, Any]] = []
+        per_pass = len(names) * (len(GRID) - 1)  # evaluations of one pass (at most)
 
         def score(weights: dict[str, float]) -> float:
             self.weights = dict(weights)
@@ -55,6 +57,8 @@ class KGLink(MemoryRecommender):
             search.append({"weights": dict(weights), "val_ndcg@20": val["ndcg@20"],
                            "val_recall@20": val["recall@20"],
                            "seconds": round(time.perf_counter() - t0, 2)})
+            if on_step:
+                on_step(f"weight search (pass {len(search) // per_pass + 1})", 1, per_pass)
             return val["ndcg@20"]
 
         best = score(w) if split.val.size(1) else float("nan")

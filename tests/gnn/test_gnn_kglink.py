@@ -15,17 +15,19 @@ from gnn.models import create
 from gnn.trainer import Trainer
 
 
-def fit(snapshot, split=None, **over):
+def fit(snapshot, split=None, on_step=None, **over):
     cfg = fast_config("kglink", epochs=1, **over)
     split = split or make_split(snapshot, cfg)
     model = create("kglink", cfg)
-    result = Trainer().fit(model, split)
+    result = Trainer(on_step=on_step).fit(model, split)
     return model, split, result
 
 
 def test_weights_are_fitted_on_validation_only(slice_snapshot):
-    model, split, result = fit(slice_snapshot)
+    steps = []
+    model, split, result = fit(slice_snapshot, on_step=lambda *a: steps.append(a))
     search = result.history[0]["search"]
+    assert len(steps) == len(search)  # each evaluation of the search is reported
     assert len(search) > 1 and set(model.weights) == set(model.meta["features"])
     # the recorded scores are validation scores on the training graph: the chosen weights
     # reproduce the best of them
