@@ -14,8 +14,10 @@ st.title("Model quality")
 runs = data.runs()
 if runs.empty:
     ui.empty_state(f"No trained run yet under `{data.runs_dir()}` (each run writes "
-                   "`runs/NAME/metrics.json`). Train the attention model and a baseline:",
-                   ui.TRAIN_CMD + "\nkgrec train --model lightgcn --run beauty-lightgcn",
+                   "`runs/NAME/metrics.json`). Train the attention model and baselines (one "
+                   "without the knowledge graph, one that counts its links):",
+                   ui.TRAIN_CMD + "\nkgrec train --model lightgcn --run beauty-lightgcn"
+                   "\nkgrec train --model kglink --run beauty-kglink",
                    icon=":material/model_training:")
     st.stop()
 
