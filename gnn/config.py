@@ -141,7 +141,7 @@ class TrainConfig:
     @classmethod
     def for_model(cls, model: str, settings: dict[str, Any] | None = None,
                   **overrides: Any) -> TrainConfig:
-        """The tuned defaults of `model`, then `overrides` (options: None means "not given"),
+        """The defaults of `model` (MODEL_DEFAULTS), then `overrides` (options: None means "not given"),
         then `settings` (from `parse_settings`: None there means None, e.g. no time limit).
         An unknown key is a ConfigError."""
         if model not in MODELS:
