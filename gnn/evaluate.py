@@ -10,7 +10,8 @@ anyone, gini@K = Gini coefficient of how often each candidate item is recommende
 1 = one item for all).
 
 The cold-start slice ranks only the cold items (which have no interactions in any training graph)
-for the users who have held-out edges to them: `cold_item_recall@20`, and beside it
+for the users who have held-out edges to them: `cold_item_recall@20` and `cold_item_ndcg@10`
+(null for models that cannot score items without interactions), and beside it
 `cold_item_recall@20_baseline`, a most-popular-in-the-user's-categories baseline
 (`CategoryPopularity`).
 """
@@ -129,8 +130,12 @@ def evaluate_split(model: Ranker, split: Split, ks: tuple[int, ...] = KS,
     out["test_users"] = out.pop("users")
     if split.cold_test.size(1):
         cold = ~split.warm_items
-        out["cold_item_recall@20"] = evaluate(model, graph, split.cold_test, cold, (20,),
-                                              batch)["recall@20"]
+        # a model that cannot score items without interactions (pop, mf, lightgcn, itemknn)
+        # would rank them in tie order: it reports no cold metric (null), not that number
+        out["cold_item_recall@20"] = out["cold_item_ndcg@10"] = None
+        if getattr(model, "scores_cold_items", True):
+            cm = evaluate(model, graph, split.cold_test, cold, (10, 20), batch)
+            out["cold_item_recall@20"], out["cold_item_ndcg@10"] = cm["recall@20"], cm["ndcg@10"]
         base = CategoryPopularity(graph)
         out["cold_item_recall@20_baseline"] = evaluate(base, graph, split.cold_test, cold, (20,),
                                                        batch)["recall@20"]

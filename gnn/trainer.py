@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from core.progress import Progress
 from gnn.data import Split, pair_keys, sample_negatives
 from gnn.evaluate import evaluate
-from gnn.models.base import Batch, Recommender, TorchRecommender
+from gnn.models.base import Batch, MemoryRecommender, Recommender, TorchRecommender
 from gnn.runtime import rank_world, resolve_device
 
 log = logging.getLogger(__name__)
@@ -114,8 +114,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ memory-based models
     def _fit_memory(self, model: Recommender, split: Split) -> FitResult:
-        """Nothing to fit: validation measured once, for the record."""
+        """Nothing to fit but the model's few weights (`fit`, on validation); validation measured
+        once, for the record."""
         t0 = time.perf_counter()
+        search = model.fit(split, self.on_step if rank_world()[0] == 0 else None) \
+            if isinstance(model, MemoryRecommender) else []
         val = None
         if split.val.size(1):
             val = evaluate(model, split.train_graph, split.val, split.warm_items, (20,),
@@ -124,7 +127,8 @@ class Trainer:
         score = val["ndcg@20"] if val else float("nan")
         res = FitResult(1, 1, score, seconds, seconds,
                         [{"epoch": 1, "seconds": round(seconds, 2),
-                          **{f"val_{k}": v for k, v in (val or {}).items() if k != "users"}}])
+                          **{f"val_{k}": v for k, v in (val or {}).items() if k != "users"},
+                          **({"search": search} if search else {})}])
         if self.on_epoch and rank_world()[0] == 0:
             self.on_epoch(EpochLog(1, None, val, seconds, best=True))
         return res

@@ -14,8 +14,10 @@ st.title("Model quality")
 runs = data.runs()
 if runs.empty:
     ui.empty_state(f"No trained run yet under `{data.runs_dir()}` (each run writes "
-                   "`runs/NAME/metrics.json`). Train the attention model and a baseline:",
-                   ui.TRAIN_CMD + "\nkgrec train --model lightgcn --run beauty-lightgcn",
+                   "`runs/NAME/metrics.json`). Train the attention model and baselines (one "
+                   "without the knowledge graph, one that counts its links):",
+                   ui.TRAIN_CMD + "\nkgrec train --model lightgcn --run beauty-lightgcn"
+                   "\nkgrec train --model kglink --run beauty-kglink",
                    icon=":material/model_training:")
     st.stop()
 
@@ -53,8 +55,18 @@ if extra:
 # --- cold start ---------------------------------------------------------------------------------
 st.subheader("Cold-start items")
 cold_cols = [c for c in ("cold_item_recall@20", "cold_item_recall@20_baseline") if c in runs]
+# runs evaluated with a cold slice whose model cannot score items without interactions (pop,
+# mf, lightgcn, itemknn): they report no cold metric (their ranking would be tie order)
+unscored = runs[runs["cold_item_recall@20_baseline"].notna() & runs["cold_item_recall@20"].isna()] \
+    if {"cold_item_recall@20", "cold_item_recall@20_baseline"} <= set(runs.columns) else runs[:0]
+if len(unscored):
+    st.caption("Not scored on the cold slice (the model sees no knowledge graph, so items "
+               "without interactions would be ranked in tie order): " +
+               ", ".join(f"{r} ({m})" for r, m in zip(unscored["run"], unscored["model"])))
 if "cold_item_recall@20" not in runs.columns or runs["cold_item_recall@20"].isna().all():
-    st.caption("No run reports the cold-start slice (`cold_item_recall@20`).")
+    st.caption("No run reports the cold-start slice (`cold_item_recall@20`): train a model that "
+               "scores items from the knowledge graph (hgt, lightgcn-kg, kglink) with the "
+               "default cold_item_fraction.")
 else:
     cold = runs[["run"] + cold_cols].dropna(subset=["cold_item_recall@20"])
     cold = cold.rename(columns={"cold_item_recall@20": "model",

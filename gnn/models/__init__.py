@@ -10,11 +10,13 @@ def registry() -> dict[str, type[Recommender]]:
     from gnn.models.behaviour_pop import BehaviourPop
     from gnn.models.hgt import HGT
     from gnn.models.itemknn import ItemKNN
+    from gnn.models.kglink import KGLink
     from gnn.models.lightgcn import LightGCN
+    from gnn.models.lightgcn_kg import LightGCNKG
     from gnn.models.mf import MF
     from gnn.models.pop import Popularity
 
-    return {m.name: m for m in (HGT, LightGCN, MF, ItemKNN, Popularity,
+    return {m.name: m for m in (HGT, LightGCN, LightGCNKG, MF, ItemKNN, Popularity, KGLink,
                                 BehaviourPop)}
 
 

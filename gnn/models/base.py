@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.progress import Progress
 from gnn import losses
 from gnn.config import TrainConfig
 from gnn.data import Graph, Split, graph_from_snapshot
@@ -47,6 +48,9 @@ Source = Graph | GraphSnapshot | None
 class Recommender(abc.ABC):
     name: ClassVar[str]
     trainable: ClassVar[bool] = False  # has parameters for the trainer to fit
+    # True when the model scores items without interactions from what it can see (the KG);
+    # the others report no cold-item metric (their cold "ranking" would be tie order)
+    cold_start: ClassVar[bool] = False
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
@@ -77,8 +81,14 @@ class Recommender(abc.ABC):
         self.ids = g.ids
         self.meta = {"target": list(g.target),
                      "num_nodes": {t: int(g.data[t].num_nodes) for t in g.data.node_types},
-                     "kg_edge_types": [list(et) for et in g.kg_edge_types()]}
+                     "kg_edge_types": [list(et) for et in g.kg_edge_types()
+                                       if kg_kept(et, self.cfg.kg_exclude)]}
         self.invalidate()
+
+    @property
+    def scores_cold_items(self) -> bool:
+        """Whether an item without interactions gets a score of its own (else: no cold metric)."""
+        return self.cold_start
 
     def _graph(self, source: Source) -> Graph:
         if source is None:
@@ -171,6 +181,12 @@ class Recommender(abc.ABC):
 class MemoryRecommender(Recommender):
     """A recommender without parameters: its scores are computed from the current graph's
     history (so fold-in is free); the trainer only records the graph and measures validation."""
+
+    def fit(self, split: Split, on_step: Progress | None = None) -> list[dict[str, Any]]:
+        """Fit what little there is (a few weights) on the split's *validation* edges with its
+        training graph, reporting each evaluation to `on_step`; the record of the search (one
+        entry per evaluation). Default: nothing."""
+        return []
 
 
 # ---------------------------------------------------------------------- neural models
@@ -294,6 +310,11 @@ class TorchRecommender(Recommender):
     def dot_product_only(self) -> bool:
         return self.net is None or self.net.pair is None
 
+    @property
+    def scores_cold_items(self) -> bool:
+        # with kg_links a cold item is scored by its item-item links to the user's history
+        return self.cold_start or (self.cfg.kg_links and bool(self.item_relations()))
+
     def score_users(self, users: Tensor, source: Source = None) -> Tensor:
         scores = super().score_users(users, source)
         if not self.dot_product_only:
@@ -368,6 +389,15 @@ class TorchRecommender(Recommender):
                                                    batch.generator, u.device).items():
                 terms[name] = cfg.aux_weight * term
         return terms
+
+
+def kg_kept(et, exclude: str) -> bool:
+    """Whether the KG relation `et` stays in the model's graph under `kg_exclude` (a comma list
+    of "item-item", "brand", "category": ablations drop those relations, both directions)."""
+    drop = {x.strip() for x in exclude.split(",") if x.strip()}
+    if "item-item" in drop and et[0] == et[2] == "item":
+        return False
+    return not any(t in drop for t in (et[0], et[2]))
 
 
 def known_buffers(net: nn.Module, n_users: int, n_items: int) -> None:

@@ -76,7 +76,7 @@ class HGTInputs:
 class HGTNet(nn.Module):
     def __init__(self, num_nodes: dict[str, int], kg_edge_types: list[EdgeType], dim: int,
                  layers: int, heads: int, kg_conv: str = "sparse", dropout: float = 0.0,
-                 id_dropout: float = 0.0, n_behaviours: int = 1) -> None:
+                 id_dropout: float = 0.0, n_behaviours: int = 1, attention: bool = True) -> None:
         super().__init__()
         self.num_nodes = dict(num_nodes)
         self.id_dropout = id_dropout
@@ -88,7 +88,8 @@ class HGTNet(nn.Module):
         self.item_relations = [et for et in self.kg_edge_types if et[2] == "item"]
         self.attention: nn.Module | None = None
         if kg_conv == "sparse" and self.item_relations:
-            self.attention = RelationAttention("item", self.item_relations, dim, heads)
+            self.attention = RelationAttention("item", self.item_relations, dim, heads,
+                                               uniform=not attention)
         elif kg_conv in ("hgt", "gat") and self.kg_edge_types:
             nodes = sorted({t for et in self.kg_edge_types for t in (et[0], et[2])})
             if kg_conv == "hgt":
@@ -173,6 +174,7 @@ class HGTNet(nn.Module):
 
 class HGT(LearnsBehaviours, TorchRecommender):
     name = "hgt"
+    cold_start = True  # a cold item's embedding comes from its KG neighbours
 
     def prepare(self, split: Split) -> None:
         super().prepare(split)
@@ -187,7 +189,7 @@ class HGT(LearnsBehaviours, TorchRecommender):
         c = self.cfg
         return HGTNet(self.meta["num_nodes"], [tuple(et) for et in self.meta["kg_edge_types"]],
                       c.dim, c.layers, c.heads, c.kg_conv, c.dropout, c.id_dropout,
-                      len(self.behaviours()))
+                      len(self.behaviours()), attention=c.attention)
 
     def build(self) -> nn.Module:
         """With several behaviours the pairwise scorer is `BehaviourPair` (wrapping the KG link

@@ -177,10 +177,14 @@ class RelationAttention(nn.Module):
     with 2 neighbours is not drowned by one with 40, and w_r learns how much each relation
     counts.) The weights are the values of the block's sparse pattern: `spmm(pattern, w, x)`
     aggregates any source features with them.
+
+    `uniform=True` (the ablation "attention off"): alpha_ij = 1 / (i's in-edges of relation r),
+    weight_ij = w_r alpha_ij; the module then has no query, key or relation-matrix parameters,
+    only the relation weights w_r.
     """
 
     def __init__(self, dst_type: str, relations: list[EdgeType], dim: int, heads: int = 1,
-                 per_relation: bool = True) -> None:
+                 per_relation: bool = True, uniform: bool = False) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"'dim' (got {dim}) must be divisible by the number of heads "
@@ -188,27 +192,36 @@ class RelationAttention(nn.Module):
         self.dim, self.heads, self.d = dim, heads, dim // heads
         self.relations = [tuple(r) for r in relations]
         self.per_relation = per_relation
-        src_types = sorted({r[0] for r in self.relations})
-        self.q = nn.Linear(dim, dim, bias=False)
-        self.k = nn.ModuleDict({t: nn.Linear(dim, dim, bias=False) for t in src_types})
-        self.a_rel = nn.Parameter(torch.empty(len(relations), heads, self.d, self.d))
-        self.p_rel = nn.Parameter(torch.empty(len(relations), heads))
+        self.uniform = uniform
+        if not uniform:
+            src_types = sorted({r[0] for r in self.relations})
+            self.q = nn.Linear(dim, dim, bias=False)
+            self.k = nn.ModuleDict({t: nn.Linear(dim, dim, bias=False) for t in src_types})
+            self.a_rel = nn.Parameter(torch.empty(len(relations), heads, self.d, self.d))
+            self.p_rel = nn.Parameter(torch.empty(len(relations), heads))
         self.w_rel = nn.Parameter(torch.empty(len(relations), heads))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            self.q.reset_parameters()
-            for lin in self.k.values():
-                lin.reset_parameters()
-            self.a_rel.copy_(torch.eye(self.d).expand_as(self.a_rel))
-            self.p_rel.fill_(1.0)
+            if not self.uniform:
+                self.q.reset_parameters()
+                for lin in self.k.values():
+                    lin.reset_parameters()
+                self.a_rel.copy_(torch.eye(self.d).expand_as(self.a_rel))
+                self.p_rel.fill_(1.0)
             self.w_rel.fill_(1.0 / len(self.relations))
 
     def forward(self, x: dict[str, Tensor], block: DstBlock, dst_type: str) -> Tensor:
         """[E, heads] edge weights in the block's CSR order."""
         h, d = self.heads, self.d
         idx = torch.tensor([self.relations.index(r) for r in block.relations])
+        if self.uniform:
+            rel = idx.to(self.w_rel.device)[block.edge_rel]
+            ptr = block.group_ptr if self.per_relation else block.pattern.rowptr
+            zeros = torch.zeros(rel.numel(), device=rel.device, dtype=self.w_rel.dtype)
+            alpha = softmax(zeros, ptr=ptr).unsqueeze(1).expand(-1, h)  # 1 / in-degree
+            return alpha * self.w_rel[rel] if self.per_relation else alpha
         ks = []
         for r, i in zip(block.relations, idx.tolist()):
             # fold A_r into the key projection (a 64 x 64 product, not an N x 64 one)
@@ -231,7 +244,7 @@ class RelationAttention(nn.Module):
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.dim}, heads={self.heads}, "
-                f"relations={len(self.relations)})")
+                f"relations={len(self.relations)}{', uniform' if self.uniform else ''})")
 
 
 def aggregate(block: DstBlock, weights: Tensor, src: Tensor) -> Tensor:

@@ -13,7 +13,8 @@ import logging
 from pathlib import Path
 
 import typer
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
+from rich.text import Text
 
 from core.config import Config
 from core.errors import ConfigError, RunNotFound
@@ -182,6 +183,8 @@ def metrics_table(rows: dict[str, dict], title: str) -> RenderableType:
     best = {c: max((m[c] for m in rows.values() if isinstance(m.get(c), (int, float))),
                    default=None) for c, _ in cols if "@" in c and not c.startswith("gini")}
     cells, bold = [], set()
+    unscored = [name for name, m in rows.items() if "cold_item_recall@20" in m
+                and m["cold_item_recall@20"] is None]
     for r, (name, m) in enumerate(rows.items()):
         row: list[object] = [name, m.get("model", "?")]
         for j, (c, _) in enumerate(cols, 2):
@@ -190,7 +193,12 @@ def metrics_table(rows: dict[str, dict], title: str) -> RenderableType:
             if len(rows) > 1 and v is not None and best.get(c) == v:
                 bold.add((r, j))
         cells.append(row)
-    return table(title, spec, cells, console, bold)
+    out = table(title, spec, cells, console, bold)
+    if not unscored:
+        return out
+    return Group(out, Text(f"cold_item_recall@20 –: {', '.join(unscored)} cannot score items "
+                           "without interactions (no knowledge graph), so no cold metric is "
+                           "reported", style="dim"))
 
 
 def _number(column: str, v: float) -> str:

@@ -170,6 +170,22 @@ def test_quality_page_metrics_cold_start_bias_and_search(dash):
     assert search and {"bm25", "reranked"} <= set(search[0]["method"])
 
 
+def test_quality_page_names_runs_without_a_cold_metric(dash, monkeypatch, tmp_path):
+    """Issue 13: a model that cannot score items without interactions reports no cold metric
+    (null); the page says which runs those are instead of drawing a tie-order number."""
+    import json
+
+    for run, model, cold in (("kg-run", "kglink", 0.31), ("plain-run", "lightgcn", None)):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "metrics.json").write_text(json.dumps(
+            {"model": model, "ndcg@10": 0.05, "recall@20": 0.1, "cold_item_recall@20": cold,
+             "cold_item_recall@20_baseline": 0.1}))
+    monkeypatch.setenv("KGREC_RUNS_DIR", str(tmp_path))
+    at = app("quality")
+    notes = [c for c in texts(at.caption) if "Not scored on the cold slice" in c]
+    assert len(notes) == 1 and "plain-run (lightgcn)" in notes[0] and "kg-run" not in notes[0]
+
+
 def test_console_page_runs_a_read_and_refuses_a_write(dash):
     at = app("console")
     at.text_area(key="cypher").input("MATCH (u:User) RETURN u.id AS id ORDER BY id LIMIT 3")

@@ -47,6 +47,9 @@ def test_settings_win_and_null_means_null():
     ("scale_lr=cubic", "'scale_lr' must be one of none, sqrt, linear"),
     ("val_fraction=1", "'val_fraction' must be in [0, 1) (got 1.0)"),
     ("lr=NaN", "'lr' must be a number (got nan)"),
+    ("kg_exclude=brand,colour", "'kg_exclude' parts must be among item-item, brand, category "
+                                "(got 'colour')"),
+    ("attention=no", "'attention' must be true or false"),
 ])
 def test_bad_settings_are_clear_errors(item, message):
     with pytest.raises(ConfigError) as e:

@@ -10,10 +10,11 @@ from gnn_fixtures import checkerboard, fast_config
 
 from gnn.checkpoint import load_model, save_model
 from gnn.data import graph_from_snapshot, make_split
+from gnn.evaluate import evaluate_split
 from gnn.models import create, registry
 from gnn.trainer import Trainer
 
-MODELS = ["pop", "itemknn", "mf", "lightgcn", "hgt", "behaviour-pop"]
+MODELS = ["pop", "itemknn", "mf", "lightgcn", "hgt", "lightgcn-kg", "kglink", "behaviour-pop"]
 _FITTED: dict[str, tuple] = {}
 
 
@@ -103,7 +104,7 @@ class TestContract:
         assert (items >= 0).all()
 
 
-@pytest.mark.parametrize("name", ["itemknn", "mf", "lightgcn", "hgt"])
+@pytest.mark.parametrize("name", ["itemknn", "mf", "lightgcn", "hgt", "lightgcn-kg", "kglink"])
 def test_checkerboard_known_answer(name):
     """Users are recommended an item of their own kind first (every user has >= 2 unseen warm
     items of its kind left, so this is always possible)."""
@@ -113,3 +114,52 @@ def test_checkerboard_known_answer(name):
     own = [board.ids["item"][i][0] == board.ids["user"][u][0]
            for u, i in zip(users.tolist(), items[:, 0].tolist())]
     assert sum(own) / len(own) >= 0.9
+
+
+@pytest.mark.parametrize("name,kg_links", [("pop", False), ("itemknn", False), ("mf", False),
+                                           ("lightgcn", False), ("mf", True), ("hgt", False),
+                                           ("lightgcn-kg", False), ("kglink", False)])
+def test_cold_metric_only_for_models_that_score_cold_items(name, kg_links):
+    """A model that sees no KG would rank cold items in tie order: no cold metric (null)."""
+    board = checkerboard()
+    cfg = fast_config(name, epochs=1, batch_size=32, kg_links=kg_links, cold_item_fraction=0.2)
+    split = make_split(board, cfg)
+    assert split.cold_test.size(1)
+    model = create(name, cfg)
+    Trainer().fit(model, split)
+    metrics = evaluate_split(model, split)
+    sees_kg = name in ("hgt", "lightgcn-kg", "kglink") or kg_links
+    assert model.scores_cold_items == sees_kg
+    assert (metrics["cold_item_recall@20"] is not None) == sees_kg
+    assert (metrics["cold_item_ndcg@10"] is not None) == sees_kg
+    assert metrics["cold_item_recall@20_baseline"] is not None  # the split's baseline stays
+
+
+def test_hgt_ablation_switches_change_the_model():
+    board = checkerboard()
+    base = fast_config("hgt", epochs=1, batch_size=32)
+    split = make_split(board, base)
+
+    def fitted_net(**over):
+        model = create("hgt", base.replace(**over))
+        Trainer().fit(model, split)
+        return model
+
+    full = fitted_net()
+    assert any(k.startswith("attention.q") for k in full.net.state_dict())
+    # attention off: only the relation weights are left of the attention module
+    uniform = fitted_net(attention=False)
+    assert [k for k in uniform.net.state_dict() if k.startswith("attention.")] == \
+        ["attention.w_rel"]
+    # relations excluded from the model's graph: neither in its meta nor in its inputs
+    for exclude, gone in (("item-item", lambda et: et[0] == et[2] == "item"),
+                          ("brand,category", lambda et: {"brand", "category"} & {et[0], et[2]})):
+        model = fitted_net(kg_exclude=exclude)
+        kept = [tuple(et) for et in model.meta["kg_edge_types"]]
+        assert kept and not any(gone(et) for et in kept)
+        assert any(gone(et) for et in full.meta["kg_edge_types"])
+        block = model.inputs(split.eval_graph, torch.device("cpu")).kg_block
+        assert block is not None and not any(gone(et) for et in block.relations)
+    # and the scores differ from the full model's
+    users = torch.arange(split.eval_graph.n_users)
+    assert not torch.allclose(full.score_users(users), uniform.score_users(users))

@@ -81,3 +81,26 @@ def test_relation_attention_matches_a_dense_hgt(heads, per_relation):
     # and the gradients flow to the attention parameters
     got.pow(2).sum().backward()
     assert att.q.weight.grad is not None and att.a_rel.grad.abs().sum() > 0
+
+
+def test_uniform_attention_weighs_each_relation_by_in_degree():
+    """The ablation "attention off": no query/key parameters; within relation r every in-edge
+    of a node weighs w_r / (its in-edges of r)."""
+    rels = [("item", "also_bought", "item"), ("brand", "rev_has_brand", "item")]
+    edges = {rels[0]: torch.tensor([[0, 1, 2, 1], [1, 2, 0, 0]]),
+             rels[1]: torch.tensor([[0, 1], [0, 0]])}
+    n = {"item": 3, "brand": 2}
+    att = RelationAttention("item", rels, 4, heads=2, uniform=True)
+    assert [name for name, _ in att.named_parameters()] == ["w_rel"]
+    with torch.no_grad():
+        att.w_rel.copy_(torch.tensor([[2.0, 2.0], [3.0, 3.0]]))
+    block = build_blocks(edges, n, rels)["item"]
+    x = {t: torch.randn(k, 4) for t, k in n.items()}
+    w = att(x, block, "item")
+    dense = torch.zeros(3, 5)  # [items, stacked sources: 3 items then 2 brands]
+    dense[block.pattern.row, block.pattern.col] = w[:, 0]
+    # item 0: two also_bought in-edges (from 1, 2) -> 2 / 2 each; two brands -> 3 / 2 each
+    assert dense[0].tolist() == [0.0, 1.0, 1.0, 1.5, 1.5]
+    assert dense[1].tolist() == [2.0, 0.0, 0.0, 0.0, 0.0]
+    assert torch.equal(w[:, 0], w[:, 1])
+    assert "uniform" in repr(att)

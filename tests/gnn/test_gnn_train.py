@@ -90,7 +90,8 @@ def no_kg_snapshots() -> dict[str, GraphSnapshot]:
             "no types": build_snapshot(ids, {"PURCHASED": inter})}
 
 
-@pytest.mark.parametrize("model", ["pop", "itemknn", "mf", "lightgcn", "hgt"])
+@pytest.mark.parametrize("model", ["pop", "itemknn", "mf", "lightgcn", "hgt", "lightgcn-kg",
+                                   "kglink"])
 def test_every_model_trains_without_a_knowledge_graph(model, tmp_path):
     """Issue 9: any node or relation type may be absent (here: the whole KG)."""
     for name, snap in no_kg_snapshots().items():

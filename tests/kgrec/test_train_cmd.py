@@ -111,6 +111,24 @@ def test_train_evaluate_compare(snapshot, cli, cfg):
     assert "…" not in r.stdout and "p1" in r.stdout and "m1" in r.stdout
 
 
+def test_kg_baselines_train_and_compare_explains_a_missing_cold_metric(snapshot, cli, cfg):
+    """Issue 13: kglink and lightgcn-kg through `kgrec train`; models that cannot score items
+    without interactions report no cold metric, and `compare` says why."""
+    runs = Path(cfg.runs_dir)
+    for model, extra in (("kglink", ["--epochs", "1"]), ("lightgcn-kg", FAST), ("pop", [])):
+        r = cli("train", "--model", model, "--run", f"kg-{model}", "--snapshot", str(snapshot),
+                *extra)
+        assert r.code == 0, r.stderr
+        m = json.loads((runs / f"kg-{model}" / "metrics.json").read_text())
+        assert m["model"] == model and 0 <= m["ndcg@10"] <= 1
+        assert (m["cold_item_recall@20"] is None) == (model == "pop")
+    r = cli("compare", "kg-kglink", "kg-lightgcn-kg", "kg-pop", columns=120)
+    assert r.code == 0, r.stderr
+    text = " ".join(r.stdout.split())
+    assert "kg-pop cannot score items without interactions" in text
+    assert "kg-kglink cannot" not in text and "kg-lightgcn-kg cannot" not in text
+
+
 def test_train_never_replaces_a_run_unasked(snapshot, cli, cfg):
     run = Path(cfg.runs_dir) / "keep"
     args = ["--run", "keep", "--snapshot", str(snapshot)]
