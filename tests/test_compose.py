@@ -23,7 +23,8 @@ def compose_cmd() -> list[str] | None:
 def compose():
     cmd = compose_cmd()
     if cmd is None:
-        pytest.skip("no compose client installed (./scripts/install.sh installs Debian's docker-compose when run as root)")
+        pytest.skip("no compose client installed (./scripts/install.sh installs Debian's "
+                    "docker-compose when run as root)")
     return cmd
 
 
