@@ -39,7 +39,7 @@ class RunAssets:
         u, i = model.embeddings(graph)
         if u.is_sparse or i.is_sparse:
             raise DataError(f"the run's model ({model.name}) has no dense user/item vectors; "
-                            "search needs mf, lightgcn or hgt: train one of those")
+                            "search needs mf, lightgcn, lightgcn-kg or hgt: train one of those")
         h = graph.history.numpy()
         n_users, n_items = len(graph.ids["user"]), len(graph.ids["item"])
         h = h[:, np.lexsort((h[1], h[0]))]
