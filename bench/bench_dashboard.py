@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -37,6 +36,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from provenance import provenance  # noqa: E402
 
 from dashboard.harness import CHROMIUM, DONE, LOCAL, DashboardDidNotStart, launch, serve  # noqa: E402
 
@@ -174,9 +175,9 @@ def main() -> None:
         script.setdefault(m.group(1), []).append(float(m.group(2)) / 1000)
     result = {
         "benchmark": "dashboard render time through a real browser, warm caches",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_before": [round(x, 2) for x in load_before],
+        **provenance({"graph": {"backend": "neo4j" if cfg.graph.uri else "embedded",
+                                "counts": counts}}),
+        "machine_extra": {"load_average_before": [round(x, 2) for x in load_before],
                     "load_average_after": [round(x, 2) for x in load_after],
                     "browser": subprocess.run([CHROMIUM, "--version"], capture_output=True,
                                               text=True).stdout.strip()},

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import tempfile
 import threading
@@ -19,6 +18,8 @@ import time
 from pathlib import Path
 
 import psutil
+from provenance import fingerprint as data_fingerprint
+from provenance import provenance
 
 from core.config import GraphConfig
 from etl.canonical import aggregate_behaviour
@@ -86,7 +87,7 @@ def main() -> None:
         finally:
             server.stop(cfg)
     result = {
-        "machine": {"cpus": psutil.cpu_count(), "python": platform.python_version()},
+        **provenance({"path": str(DATA.relative_to(REPO)), "sha256": data_fingerprint(DATA)}),
         "dataset": "amazon_beauty (bundled)",
         "counts": summary.counts,
         "nodes": nodes,
