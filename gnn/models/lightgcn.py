@@ -33,8 +33,13 @@ def normalized_adjacency(history: Tensor, n_users: int, n_items: int,
                          device: torch.device | str = "cpu") -> Tensor:
     """Symmetric-normalised bipartite adjacency over [users; items] as a sparse CSR tensor."""
     u, i = history[0], history[1] + n_users
-    n = n_users + n_items
-    row, col = torch.cat([u, i]), torch.cat([i, u])
+    return symmetric_normalized(torch.cat([u, i]), torch.cat([i, u]), n_users + n_items, device)
+
+
+def symmetric_normalized(row: Tensor, col: Tensor, n: int,
+                         device: torch.device | str = "cpu") -> Tensor:
+    """D^-1/2 A D^-1/2 as a sparse CSR tensor for the n x n adjacency A given by its (row, col)
+    entries (both directions listed; degrees counted over `row`)."""
     deg = torch.bincount(row, minlength=n).float()
     inv = deg.pow(-0.5)
     inv[torch.isinf(inv)] = 0.0

@@ -13,7 +13,6 @@ the KG (the relations are read from `meta["kg_edge_types"]`).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -21,7 +20,7 @@ from torch import Tensor, nn
 
 from gnn.data import Graph
 from gnn.models.base import NetOut, TorchRecommender, known_buffers
-from gnn.models.lightgcn import propagate
+from gnn.models.lightgcn import propagate, symmetric_normalized
 
 KG_NODE_TYPES = ("brand", "category")
 
@@ -52,15 +51,7 @@ def joint_adjacency(graph: Graph, relations: list[tuple[str, str, str]],
     keep = r != c
     r, c = torch.cat([r[keep], c[keep]]), torch.cat([c[keep], r[keep]])
     key = torch.unique(r * total + c)  # one edge per node pair
-    r, c = key // total, key % total
-    deg = torch.bincount(r, minlength=total).float()
-    inv = deg.pow(-0.5)
-    inv[torch.isinf(inv)] = 0.0
-    adj = torch.sparse_coo_tensor(torch.stack([r, c]), inv[r] * inv[c], (total, total),
-                                  check_invariants=False)
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": it is what we want
-        warnings.simplefilter("ignore", UserWarning)
-        return adj.coalesce().to_sparse_csr().to(device)
+    return symmetric_normalized(key // total, key % total, total, device)
 
 
 @dataclass
