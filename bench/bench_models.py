@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from provenance import fingerprint, provenance
+from provenance import fingerprint, footer, provenance
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = ("pop", "itemknn", "mf", "lightgcn", "lightgcn-kg", "kglink", "hgt")
@@ -216,11 +216,7 @@ def markdown(out: dict) -> str:
     if out["targets"]:
         lines += ["", "Targets (issue 13): " + json.dumps(out["targets"])]
     m = out["machine"]
-    lines += ["", f"Machine: {m['cpus']} CPUs, torch {m['torch']}, threads {m['torch_threads']}"
-              f" (OMP_NUM_THREADS={m['omp_num_threads']}), load average at the end "
-              f"{tuple(round(x, 1) for x in m['load_average'])}",
-              f"Commit {out['commit']}{' (with changes)' if out['dirty'] else ''}, {out['date']}: "
-              f"`{out['command']}`", ""]
+    lines += footer(out, f"threads {m['torch_threads']} (OMP_NUM_THREADS={m['omp_num_threads']})")
     return "\n".join(lines)
 
 

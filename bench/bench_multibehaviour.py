@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from provenance import fingerprint, provenance
+from bench_models import train_one
+from provenance import fingerprint, footer, provenance
 
 REPO = Path(__file__).resolve().parent.parent
 COMMON = ["cold_item_fraction=0", "split=given", "eval_batch=2048", "dataset=tmall"]
@@ -112,21 +110,8 @@ def run(variant: str, seed: int, a: argparse.Namespace) -> dict:
         metrics["learned_weights"] = learned_weights(run_dir)
         return metrics
     learned = model not in ("pop", "behaviour-pop")
-    cmd = [sys.executable, "-m", "gnn.train", "--snapshot", str(a.snapshot), "--model", model,
-           "--run-dir", str(run_dir), "--overwrite", "--no-progress", "--seed", str(seed)]
-    for item in COMMON + settings + ([f"max_minutes={a.max_minutes}"] if learned else []) + \
-            a.set:
-        cmd += ["--set", item]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    print(f"[bench] {variant} seed {seed}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        print(proc.stderr[-4000:], file=sys.stderr)
-        raise SystemExit(f"[bench] {variant} seed {seed} failed (exit {proc.returncode})")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    metrics["config"] = json.loads((run_dir / "config.json").read_text())
-    metrics["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    settings = COMMON + settings + ([f"max_minutes={a.max_minutes}"] if learned else []) + a.set
+    metrics = train_one(a.snapshot, model, run_dir, settings, seed, threads=1)
     metrics["learned_weights"] = learned_weights(run_dir)
     print(f"[bench] {variant} seed {seed}: hr@10 {metrics['hr@10']:.4f} ndcg@10 "
           f"{metrics['ndcg@10']:.4f} ({metrics['wall_seconds']} s)", file=sys.stderr, flush=True)
@@ -192,11 +177,7 @@ def markdown(out: dict) -> str:
                for r in list(by.values())[:1] if r.get("learned_weights")}
     if weights:
         lines += ["", "Learned behaviour weights (first seed): " + json.dumps(weights)]
-    m = out["machine"]
-    lines += ["", f"Machine: {m['cpus']} CPUs, torch {m['torch']}, OMP_NUM_THREADS=1 per run, "
-              f"load average at the end {tuple(round(x, 1) for x in m['load_average'])}",
-              f"Commit {out['commit']}{' (with changes)' if out['dirty'] else ''}, {out['date']}: "
-              f"`{out['command']}`", ""]
+    lines += footer(out, "OMP_NUM_THREADS=1 per run")
     return "\n".join(lines)
 
 

@@ -25,6 +25,16 @@ def provenance(data: dict) -> dict:
             "machine": machine(), "data": data}
 
 
+def footer(out: dict, threads: str) -> list[str]:
+    """The Markdown lines that end a result table: the machine (`threads`: how the runs were
+    threaded) and the commit and command of `out` (a result with `provenance`'s fields)."""
+    m = out["machine"]
+    return ["", f"Machine: {m['cpus']} CPUs, torch {m['torch']}, {threads}, load average at the "
+            f"end {tuple(round(x, 1) for x in m['load_average'])}",
+            f"Commit {out['commit']}{' (with changes)' if out['dirty'] else ''}, {out['date']}: "
+            f"`{out['command']}`", ""]
+
+
 def machine() -> dict:
     import torch
 
