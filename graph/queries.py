@@ -138,8 +138,11 @@ DELETE old
 WITH DISTINCT u, r
 UNWIND r.recs AS rec
 MATCH (i:Item {id: rec.item_id})
+WITH u, collect({rec: rec, item: i}) AS found
+UNWIND found AS f
+WITH u, f.rec AS rec, f.item AS i, size(found) AS list_size
 CREATE (u)-[:RECOMMENDED {score: rec.score, rank: rec.rank, model: $model, run_id: $run_id,
-                          created_at: $created_at}]->(i)
+                          created_at: $created_at, list_size: list_size}]->(i)
 RETURN count(*) AS n
 """
 
@@ -175,7 +178,7 @@ RETURN count(a) AS items, sum(n) AS edges, min(n) AS min_per_item, max(n) AS max
 USER_RECOMMENDATIONS: LiteralString = """
 MATCH (u:User {id: $user_id})-[r:RECOMMENDED {model: $model}]->(i:Item)
 RETURN i.id AS item_id, i.title AS title, r.score AS score, r.rank AS rank, r.run_id AS run_id,
-       r.created_at AS created_at
+       r.created_at AS created_at, r.list_size AS list_size
 ORDER BY r.rank
 """
 
@@ -324,7 +327,8 @@ DASH_USER_RECOMMENDATIONS: LiteralString = """
 MATCH (u:User {id: $id})-[r:RECOMMENDED]->(i:Item)
 OPTIONAL MATCH (i)-[:HAS_BRAND]->(b:Brand)
 RETURN r.run_id AS run_id, r.model AS model, r.rank AS rank, r.score AS score,
-       i.id AS item_id, i.title AS title, b.name AS brand, i.price AS price
+       i.id AS item_id, i.title AS title, b.name AS brand, i.price AS price,
+       r.created_at AS created_at, r.list_size AS list_size
 ORDER BY run_id, rank
 LIMIT $limit
 """

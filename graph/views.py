@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from graph import queries as Q
+from graph.recommendations import read_whole_lists
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,8 @@ def user_history(store, user_id: str, limit: int = 500) -> pd.DataFrame:
 
 def user_recommendations(store, user_id: str, limit: int = 500) -> pd.DataFrame:
     """The user's RECOMMENDED edges of every run, by run then rank."""
-    return _frame(store.read(Q.DASH_USER_RECOMMENDATIONS, id=user_id, limit=limit),
-                  RECOMMENDATION_COLUMNS)
+    rows = read_whole_lists(store, Q.DASH_USER_RECOMMENDATIONS, id=user_id, limit=limit)
+    return _frame(rows, RECOMMENDATION_COLUMNS)
 
 
 # --- items ---------------------------------------------------------------------------------------
