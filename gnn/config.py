@@ -26,6 +26,7 @@ MODELS = ("hgt", "lightgcn", "lightgcn-kg", "mf", "itemknn", "pop", "kglink",
           "behaviour-pop")
 KG_PARTS = ("item-item", "brand", "category")  # what `kg_exclude` can drop
 LOSSES = ("bpr", "softmax")
+BLEND_PRIORS = ("kglink", "behaviour-pop")  # the no-learning scorers a network may be fused with
 SPLITS = ("auto", "given", "temporal")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCALINGS = ("none", "sqrt", "linear")
@@ -58,6 +59,9 @@ class TrainConfig:
     knn_shrink: float = 0.0  # itemknn: cosine shrinkage
     kg_links: bool = False  # mf, lightgcn, hgt: add to the dot product a learned weight per
     # item-item KG relation on log(1 + links from the user's history to the candidate)
+    blend: str = "off"  # neural models: fuse the trained network's scores with the no-learning
+    # scorers of the same information, weights fitted on validation (gnn/models/blend.py):
+    # "auto" (hgt's default: those the graph feeds) | "off" | "kglink,behaviour-pop"
     # --- ablations (bench/bench_models.py --ablations)
     attention: bool = True  # hgt: False = uniform weights within each relation (1 / in-degree,
     # times the learned relation weight): no query/key attention parameters at all
@@ -127,6 +131,10 @@ class TrainConfig:
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"'max_minutes' must be > 0, or null for no limit "
                               f"(got {self.max_minutes})")
+        priors = [x.strip() for x in self.blend.split(",")]
+        if self.blend not in ("auto", "off") and not set(priors) <= set(BLEND_PRIORS):
+            raise ConfigError(f"'blend' must be auto, off or a comma list of "
+                              f"{', '.join(BLEND_PRIORS)} (got {self.blend!r})")
         parts = [x.strip() for x in self.kg_exclude.split(",") if x.strip()]
         bad = [x for x in parts if x not in KG_PARTS]
         if bad:
@@ -276,5 +284,8 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     # the run, not a search); a 14-minute budget on 2 CPU cores (best validation in < 15
     # minutes); the best validation state within it is kept (on a GPU it is never reached)
     "hgt": {"lr": 5e-3, "reg": 1e-4, "layers": 3, "heads": 1, "batch_size": 4096,
-            "epochs": 100, "id_dropout": 0.1, "max_minutes": 14},
+            "epochs": 100, "id_dropout": 0.1, "max_minutes": 14,
+            # fused with kglink / behaviour-pop where the graph feeds them (issues 9 and 13:
+            # bench/results/models-*.json, multibehaviour.json measure with and without)
+            "blend": "auto"},
 }

@@ -4,6 +4,7 @@ saving of what it holds. Nothing else spells out the layout.
     runs/NAME/config.json              the TrainConfig
     runs/NAME/metrics.json             test metrics, timings, memory
     runs/NAME/history.json             loss and validation metrics per epoch
+    runs/NAME/calibration.json         the score blend's validation search (gnn/models/blend.py)
     runs/NAME/checkpoint/              the model: model.pt, config.json, meta.json, ids.json;
                                        train_state.pt (optimizer, epoch, best state: --resume)
                                        (the files are gnn.checkpoint's)
@@ -62,6 +63,7 @@ class RunDir:
     EMBEDDINGS = "embeddings.npz"
     RECOMMENDATIONS = "recommendations.parquet"
     USER_RECOMMENDATIONS = "user_recommendations.parquet"
+    CALIBRATION = "calibration.json"
     RECOMMEND_SUMMARY = "recommend.json"
     SIMILAR = "similar_items.parquet"
     JOB = "recommend-job"

@@ -78,9 +78,12 @@ def train_run(snapshot: GraphSnapshot, cfg: TrainConfig, rd: RunDir | Path,
            "seconds_to_best": round(res.seconds_to_best, 2),
            "eval_seconds": round(time.perf_counter() - t0, 2),
            "val_ndcg@20": res.best_score, "world_size": world, **metrics,
-           "peak_rss_mb": round(peak_rss_mb(), 1)}
+           "peak_rss_mb": round(peak_rss_mb(), 1),
+           **({"blend": model.meta["blend"]} if model.meta.get("blend") else {})}
     rd.save_metrics(out)
     rd.save_history(res.history)
+    if res.calibration:
+        rd.write_json(rd.CALIBRATION, res.calibration)
     log.info("run %s: %s", rd.path, {k: out[k] for k in ("ndcg@10", "recall@20") if k in out})
     return out
 

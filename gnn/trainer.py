@@ -65,6 +65,7 @@ class FitResult:
     seconds: float = 0.0
     seconds_to_best: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    calibration: list[dict[str, Any]] = field(default_factory=list)  # the blend's search
 
 
 EpochCallback = Callable[[EpochLog], None]
@@ -107,6 +108,8 @@ class Trainer:
         model.prepare(split)
         if isinstance(model, TorchRecommender):
             res = self._fit_net(model, split, resume)
+            if rank_world()[0] == 0:
+                self._calibrate(model, split, res)
         else:
             res = self._fit_memory(model, split)
         model.use(split.eval_graph)
@@ -132,6 +135,16 @@ class Trainer:
         if self.on_epoch and rank_world()[0] == 0:
             self.on_epoch(EpochLog(1, None, val, seconds, best=True))
         return res
+
+    def _calibrate(self, model: TorchRecommender, split: Split, res: FitResult) -> None:
+        """The fitting that follows the network's (the blend); its time counts as training."""
+        t0 = time.perf_counter()
+        record = model.calibrate(split, self.on_step)
+        if record:
+            seconds = time.perf_counter() - t0
+            res.seconds += seconds
+            res.seconds_to_best += seconds
+            res.calibration = record
 
     # ------------------------------------------------------------------ neural models
     def _fit_net(self, model: TorchRecommender, split: Split, resume: bool) -> FitResult:

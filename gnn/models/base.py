@@ -39,6 +39,7 @@ from gnn import losses
 from gnn.config import TrainConfig
 from gnn.data import Graph, Split, graph_from_snapshot
 from gnn.evaluate import topk_scores
+from gnn.models.blend import Blend
 from gnn.models.pairwise import KGLinkCounts
 from gnn.snapshot import GraphSnapshot
 
@@ -307,23 +308,46 @@ class TorchRecommender(Recommender):
         return out.user.float().cpu(), out.item.float().cpu()
 
     @property
+    def blend(self) -> Blend:
+        """The fusion with the no-learning scorers (`gnn.models.blend`; fitted by `calibrate`,
+        saved in `meta["blend"]`)."""
+        meta = self.meta.setdefault("blend", {})
+        if getattr(self, "_blend", None) is None or self._blend.meta is not meta:
+            self._blend = Blend(self.cfg, meta)
+        return self._blend
+
+    def calibrate(self, split: Split, on_step: Progress | None = None) -> list[dict[str, Any]]:
+        """After the network is fitted: fit the blend on validation (`cfg.blend`); the record."""
+        record = self.blend.fit(self, split, on_step) if self.cfg.blend != "off" else []
+        self.invalidate()
+        return record
+
+    @property
     def dot_product_only(self) -> bool:
-        return self.net is None or self.net.pair is None
+        return self.net is None or (self.net.pair is None and not self.blend.active)
 
     @property
     def scores_cold_items(self) -> bool:
-        # with kg_links a cold item is scored by its item-item links to the user's history
-        return self.cold_start or (self.cfg.kg_links and bool(self.item_relations()))
+        # with kg_links or a kglink blend a cold item is scored by its links to the history
+        return self.cold_start or (self.cfg.kg_links and bool(self.item_relations())) or \
+            "kglink" in {n for n, p in self.blend.meta.items() if p.get("alpha")}
 
     def score_users(self, users: Tensor, source: Source = None) -> Tensor:
         scores = super().score_users(users, source)
-        if not self.dot_product_only:
-            pair, graph = self.net.pair, self._graph(source)
+        graph = self._graph(source)
+        if self.net is not None and self.net.pair is not None:
+            pair = self.net.pair
             with torch.no_grad():
                 scores = scores + pair.block(pair.table(graph), users)
+        if self.blend.active:
+            scores = self.blend.apply(scores, users, graph)
         return scores
 
     def score(self, users: Tensor, items: Tensor, source: Source = None) -> Tensor:
+        if self.blend.active:  # standardised per user: whole rows, in blocks of pairs
+            return torch.cat([self.score_users(u, source).gather(1, i.view(-1, 1)).view(-1)
+                              for u, i in zip(users.split(1024), items.split(1024))]) \
+                if len(users) else torch.zeros(0)
         scores = super().score(users, items, source)
         if not self.dot_product_only:
             pair, graph = self.net.pair, self._graph(source)
