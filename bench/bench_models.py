@@ -37,12 +37,14 @@ REPO = Path(__file__).resolve().parent.parent
 MODELS = ("pop", "itemknn", "mf", "lightgcn", "lightgcn-kg", "kglink", "hgt")
 BASELINES = ("lightgcn", "lightgcn-kg", "kglink", "mf", "itemknn")  # issue 13: hgt vs the best
 PROTOCOLS = {"warmcold": [], "published": ["cold_item_fraction=0"]}
-# hgt ablations (issue 13): what each part of the model buys
+# hgt ablations (issue 13): what each part of the model buys. `hgt-network` is the network
+# without the score blend (what the blend buys); the others take one part out of that network
 ABLATIONS = {
-    "hgt-uniform-attention": ["attention=false"],
-    "hgt-no-item-item": ["kg_exclude=item-item"],
-    "hgt-no-brand-category": ["kg_exclude=brand,category"],
-    "hgt-no-id-dropout": ["id_dropout=0"],
+    "hgt-network": ["blend=off"],
+    "hgt-uniform-attention": ["blend=off", "attention=false"],
+    "hgt-no-item-item": ["blend=off", "kg_exclude=item-item"],
+    "hgt-no-brand-category": ["blend=off", "kg_exclude=brand,category"],
+    "hgt-no-id-dropout": ["blend=off", "id_dropout=0"],
 }
 COLUMNS = ("ndcg@10", "recall@20", "hr@10", "mrr@10", "precision@10", "coverage@20",
            "cold_item_recall@20", "cold_item_ndcg@10", "cold_item_recall@20_baseline",

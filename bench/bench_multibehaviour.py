@@ -41,10 +41,11 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "lightgcn": ("lightgcn", LEARNED + ["behaviours=target"]),
     "lightgcn-all": ("lightgcn", LEARNED + ["behaviours=all"]),
     "hgt": ("hgt", LEARNED + ["behaviours=all"]),
+    "hgt-network": ("hgt", LEARNED + ["behaviours=all", "blend=off"]),  # without the blend
     "hgt-target": ("hgt", LEARNED + ["behaviours=target"]),
     "hgt-drop": ("hgt", LEARNED + ["behaviours=all", "aux_test_edges=drop"]),
 }
-DEFAULT = ("hgt", "hgt-target", "lightgcn-all", "lightgcn", "behaviour-pop",
+DEFAULT = ("hgt", "hgt-network", "hgt-target", "lightgcn-all", "lightgcn", "behaviour-pop",
            "behaviour-pop-drop", "pop")
 SUMMARY = ("hr@10", "ndcg@10", "hr@50", "ndcg@50", "recall@20", "seconds_to_best",
            "train_seconds", "epochs", "peak_rss_mb")
@@ -108,6 +109,7 @@ def run(variant: str, seed: int, a: argparse.Namespace) -> dict:
         metrics = json.loads((run_dir / "metrics.json").read_text())
         metrics["config"] = json.loads((run_dir / "config.json").read_text())
         metrics["learned_weights"] = learned_weights(run_dir)
+        metrics["reused"] = True  # trained by an earlier invocation (see the run's config)
         return metrics
     learned = model not in ("pop", "behaviour-pop")
     settings = COMMON + settings + ([f"max_minutes={a.max_minutes}"] if learned else []) + a.set
