@@ -43,6 +43,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "hgt": ("hgt", LEARNED + ["behaviours=all"]),
     "hgt-network": ("hgt", LEARNED + ["behaviours=all", "blend=off"]),  # without the blend
     "hgt-target": ("hgt", LEARNED + ["behaviours=target"]),
+    # the information-equal check of the blend: lightgcn with every behaviour and the same blend
+    "lightgcn-all-blend": ("lightgcn", LEARNED + ["behaviours=all", "blend=auto"]),
     "hgt-drop": ("hgt", LEARNED + ["behaviours=all", "aux_test_edges=drop"]),
 }
 DEFAULT = ("hgt", "hgt-network", "hgt-target", "lightgcn-all", "lightgcn", "behaviour-pop",
@@ -179,6 +181,11 @@ def markdown(out: dict) -> str:
                for r in list(by.values())[:1] if r.get("learned_weights")}
     if weights:
         lines += ["", "Learned behaviour weights (first seed): " + json.dumps(weights)]
+    reused = sorted({f"{v} (seed {seed})" for v, by in out["runs"].items()
+                     for seed, r in by.items() if r.get("reused")})
+    if reused:
+        lines += ["", "Reused from an earlier invocation (`--reuse`, not retrained; check that "
+                  "the code of these variants did not change since): " + ", ".join(reused)]
     lines += footer(out, "OMP_NUM_THREADS=1 per run")
     return "\n".join(lines)
 
