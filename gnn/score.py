@@ -79,10 +79,12 @@ class Scorer:
         self.graph = graph
         self.exclude = exclude
         u, i = model.embeddings(graph)
-        # a bare matmul only when the score is the dot product (pairwise features: the model's)
-        self.dense = model.dot_product_only and not (u.is_sparse or i.is_sparse)
-        self.user_emb: Tensor | None = u.float().contiguous() if self.dense else None
-        self.item_emb: Tensor | None = i.float().contiguous() if self.dense else None
+        vectors = not (u.is_sparse or i.is_sparse)
+        # a bare matmul only when the score is the dot product (pairwise features or a blend:
+        # the model's own scoring); the vectors are kept either way (explanations, similarity)
+        self.dense = model.dot_product_only and vectors
+        self.user_emb: Tensor | None = u.float().contiguous() if vectors else None
+        self.item_emb: Tensor | None = i.float().contiguous() if vectors else None
         self._item_t = self.item_emb.T.contiguous() if self.dense else None
         self.seen = self._seen_pairs()
         # CSR row pointers into `seen` (sorted by user): a chunk of consecutive users masks its
@@ -151,8 +153,9 @@ class Scorer:
 
     def node_embeddings(self) -> dict[str, tuple[np.ndarray, Tensor]]:
         """`{node type: (ids, matrix)}` for explanations (graph.explain.NodeEmbeddings); only the
-        user and item vectors are exposed by the models, and only the dense ones have them."""
-        if not self.dense:
+        user and item vectors are exposed by the models (a blended or pairwise model's are its
+        network's), and sparse stand-ins (itemknn, kglink) are none."""
+        if self.user_emb is None:
             return {}
         return {"user": (self.user_ids, self.user_emb), "item": (self.item_ids, self.item_emb)}
 

@@ -18,11 +18,18 @@ def scorer(recgraph):
     return Scorer(model, GraphSnapshot.load(recgraph.hgt_dir / "snapshot"))
 
 
-def test_topk_equals_brute_force_ranking_without_seen_items(scorer):
+@pytest.mark.parametrize("run", ["hgt", "mf"])
+def test_topk_equals_brute_force_ranking_without_seen_items(recgraph, run):
+    """hgt (its score blend: the model's own scoring) and mf (a bare matmul of its vectors)."""
+    rd = recgraph.hgt_dir if run == "hgt" else recgraph.mf_dir
+    scorer = Scorer(Recommender.load(rd / "checkpoint"), GraphSnapshot.load(rd / "snapshot"))
+    assert scorer.dense == (run == "mf") and scorer.user_emb is not None
     users = torch.arange(len(scorer.user_ids))
     items, scores = scorer.topk(users, 10)
-    u, i = scorer.model.embeddings(scorer.graph)
-    full = (u @ i.T).numpy()
+    full = scorer.model.score_users(users, scorer.graph).numpy()
+    if run == "mf":
+        u, i = scorer.model.embeddings(scorer.graph)
+        np.testing.assert_allclose(full, (u @ i.T).numpy(), rtol=1e-5, atol=1e-6)
     hist = scorer.graph.history.numpy()
     seen = {(a, b) for a, b in zip(hist[0], hist[1])}
     assert len(seen) > 1000  # the history is real: every user has >= 6 reviews
