@@ -112,8 +112,12 @@ def epoch_reporters(progress, model: str, epochs: int):
     one line per epoch (loss, validation, * at a new best) that stays on screen."""
 
     def on_step(step: str, done: int, total: int) -> None:
-        if done:  # (a "validating" notice has done = 0)
+        if not done:  # (a "validating" notice has done = 0)
+            return
+        if step.startswith("epoch "):  # the network's training steps: one bar over all epochs
             progress(f"{model}: steps", done, total * epochs)
+        else:  # a fit of its own (kglink's weight search, the score blend): its own bar
+            progress(f"{model}: {step}", done, total)
 
     def on_epoch(e) -> None:
         progress(f"{model}: epochs", 1, epochs)

@@ -186,3 +186,18 @@ def test_errors_name_the_fix(snapshot, cli):
     line = one_error_line(cli("train", "--model", "pop", "--run", "../evil", "--snapshot",
                               str(snapshot)))
     assert "run name" in line
+
+
+def test_a_fit_after_the_network_gets_its_own_bar_not_the_steps_bar():
+    """The score blend's and kglink's weight searches report through the same callback as the
+    training steps; they draw their own bars (the steps bar once showed 480/84)."""
+    from kgrec.commands.train_cmd import epoch_reporters
+
+    calls = []
+    _, on_step = epoch_reporters(lambda *a: calls.append(a), "hgt", 3)
+    on_step("epoch 1/3", 1, 10)
+    on_step("epoch 1/3: validating", 0, 0)
+    on_step("blend weights", 1, 7)
+    on_step("weight search (pass 1)", 1, 54)
+    assert calls == [("hgt: steps", 1, 30), ("hgt: blend weights", 1, 7),
+                     ("hgt: weight search (pass 1)", 1, 54)]
