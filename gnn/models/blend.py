@@ -39,6 +39,7 @@ from gnn.config import BLEND_PRIORS as PRIORS
 from gnn.config import MODEL_DEFAULTS
 from gnn.data import Graph, Split
 from gnn.evaluate import evaluate
+from gnn.models.ascent import coordinate_ascent
 from gnn.models.pairwise import item_relations
 
 log = logging.getLogger(__name__)
@@ -138,18 +139,9 @@ class Blend:
                 on_step("blend weights", 1, len(names) * (len(GRID) - 1))
             return val["ndcg@20"]
 
-        alphas = dict.fromkeys(names, 0.0)
-        best = score(alphas)
-        for _ in range(2):  # coordinate ascent, at most two passes
-            moved = False
-            for n in names:
-                for a in GRID:
-                    if a != alphas[n]:
-                        s = score({**alphas, n: a})
-                        if s > best + 1e-6:
-                            best, alphas, moved = s, {**alphas, n: a}, True
-            if not moved or len(names) == 1:
-                break
+        # two passes for two priors; one prior is settled by its first pass
+        alphas, best = coordinate_ascent(dict.fromkeys(names, 0.0), GRID, score,
+                                         passes=1 if len(names) == 1 else 2)
         for n, a in alphas.items():
             self.meta[n]["alpha"] = a
         log.info("blend %s (val ndcg@20 %.4f)", alphas, best)

@@ -30,6 +30,7 @@ from torch import Tensor
 from core.progress import Progress
 from gnn.data import Graph, Split
 from gnn.evaluate import evaluate
+from gnn.models.ascent import coordinate_ascent
 from gnn.models.base import MemoryRecommender, Source
 from gnn.models.pairwise import link_features
 
@@ -61,17 +62,9 @@ class KGLink(MemoryRecommender):
                 on_step(f"weight search (pass {len(search) // per_pass + 1})", 1, per_pass)
             return val["ndcg@20"]
 
-        best = score(w) if split.val.size(1) else float("nan")
-        for _ in range(self.cfg.epochs if split.val.size(1) else 0):  # coordinate ascent
-            changed = False
-            for n in names:
-                for v in GRID:
-                    if v != w[n]:
-                        s = score({**w, n: v})
-                        if s > best + 1e-6:
-                            best, w, changed = s, {**w, n: v}, True
-            if not changed:
-                break
+        best = float("nan")
+        if split.val.size(1):
+            w, best = coordinate_ascent(w, GRID, score, passes=self.cfg.epochs)
         self.weights = w
         log.info("kglink weights %s (val ndcg@20 %.4f, %d evaluations)", w, best, len(search))
         return search
