@@ -231,6 +231,7 @@ class TorchRecommender(Recommender):
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__(cfg)
         self.net: nn.Module | None = None
+        self._blend: Blend | None = None
 
     @abc.abstractmethod
     def _build_net(self) -> nn.Module:
@@ -312,7 +313,7 @@ class TorchRecommender(Recommender):
         """The fusion with the no-learning scorers (`gnn.models.blend`; fitted by `calibrate`,
         saved in `meta["blend"]`)."""
         meta = self.meta.setdefault("blend", {})
-        if getattr(self, "_blend", None) is None or self._blend.meta is not meta:
+        if self._blend is None or self._blend.meta is not meta:
             self._blend = Blend(self.cfg, meta)
         return self._blend
 
