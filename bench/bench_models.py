@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     p.add_argument("--name", default="models", help="result file stem")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--reuse", action="store_true",
+                   help="take a run directory that already holds a finished run with the same "
+                        "model, seed and settings instead of training it again")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per run (OMP_NUM_THREADS); default: torch's choice")
     a = p.parse_args(argv)
@@ -74,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     protocols = list(PROTOCOLS) if a.protocol == "both" else [a.protocol]
     data = {"dataset": "amazon-beauty (5-core, published PGPR/JRL split)",
             "snapshot": str(snapshot), "snapshot_sha256": fingerprint(snapshot / "graph.pt",
-                                                                      snapshot / "ids.json")}
+                                                                      snapshot / "ids.json"),
+            "threads_per_run": a.threads}
     runs: list[dict] = []
     for protocol in protocols:
         for variant, extra in variants.items():
@@ -82,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                 model = "hgt" if variant in ABLATIONS else variant
                 settings = ["dataset=amazon-beauty", *PROTOCOLS[protocol], *extra, *a.set]
                 run_dir = a.runs_dir / f"bench-{variant}-{protocol}-s{seed}"
-                metrics = train_one(snapshot, model, run_dir, settings, seed, a.threads)
+                metrics = (a.reuse and reused_run(run_dir, model, settings, seed)) or \
+                    train_one(snapshot, model, run_dir, settings, seed, a.threads)
                 runs.append({"variant": variant, "protocol": protocol, "seed": seed,
                              "run_dir": str(run_dir), **metrics})
                 # written after every run: a long benchmark that is stopped keeps what it has
@@ -111,6 +116,23 @@ def export_snapshot() -> Path:
     rd = RunDir.named(cfg.runs_dir, "bench-beauty")
     rd.snapshot(lambda: GraphStore(cfg.graph), fresh=True)
     return rd.snapshot_dir
+
+
+def reused_run(run_dir: Path, model: str, settings: list[str], seed: int) -> dict | None:
+    """The metrics of a finished run in `run_dir` trained as asked (model, seed and every
+    KEY=VALUE of `settings` equal in its config.json), marked `reused`; else None. Code changes
+    since are not detected: the result files list the reused runs."""
+    from gnn.config import TrainConfig, parse_settings
+
+    if not (run_dir / "metrics.json").exists() or not (run_dir / "config.json").exists():
+        return None
+    config = json.loads((run_dir / "config.json").read_text())
+    want = TrainConfig.for_model(model, {**parse_settings(settings), "seed": seed}).to_dict()
+    if any(config.get(k) != v for k, v in want.items() if k != "device"):
+        return None
+    print(f"[bench] {run_dir.name}: reusing the finished run", file=sys.stderr, flush=True)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {**metrics, "config": config, "reused": True}
 
 
 def train_one(snapshot: Path, model: str, run_dir: Path, settings: list[str], seed: int,
@@ -215,10 +237,16 @@ def markdown(out: dict) -> str:
         if base is not None:
             lines += ["", "Cold-start slice baseline (most popular in the user's categories): "
                       f"cold_item_recall@20 = {base:.4f}"]
+    reused = [f"{r['variant']} {r['protocol']} seed {r['seed']}" for r in out["runs"]
+              if r.get("reused")]
+    if reused:
+        lines += ["", "Reused from an earlier invocation (`--reuse`: same model, seed and "
+                  "settings; not retrained): " + ", ".join(reused)]
     if out["targets"]:
         lines += ["", "Targets (issue 13): " + json.dumps(out["targets"])]
-    m = out["machine"]
-    lines += footer(out, f"threads {m['torch_threads']} (OMP_NUM_THREADS={m['omp_num_threads']})")
+    per_run = out["data"].get("threads_per_run")
+    lines += footer(out, f"OMP_NUM_THREADS={per_run} per run" if per_run else
+                    f"threads per run: torch's choice ({out['machine']['torch_threads']})")
     return "\n".join(lines)
 
 

@@ -4,6 +4,11 @@ weights, the score blend's prior weights) are fitted this way on validation."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
+
+import torch
+
+from gnn.data import Split
 
 IMPROVEMENT = 1e-6  # a move must beat the best score by more than this
 
@@ -27,3 +32,16 @@ def coordinate_ascent(start: dict[str, float], grid: Iterable[float],
         if not moved:
             break
     return values, best
+
+
+def sampled_validation(split: Split, n_users: int | None, seed: int) -> Split:
+    """`split` with its validation edges cut to those of `n_users` users sampled by `seed`
+    (None, or no more users than that: the split as it is). The searches score every
+    validation user at each of their ~100 evaluations, so a sample keeps them to seconds."""
+    users = split.val[0].unique()
+    if n_users is None or len(users) <= n_users:
+        return split
+    gen = torch.Generator().manual_seed(seed)
+    keep = torch.zeros(int(users.max()) + 1, dtype=torch.bool)
+    keep[users[torch.randperm(len(users), generator=gen)[:n_users]]] = True
+    return replace(split, val=split.val[:, keep[split.val[0]]])

@@ -19,7 +19,7 @@ reproduce counts it can look up is the slower route: a jointly learned link term
 Fitting, after the network's best validation state is restored, on the validation edges only
 (the test edges are never looked at): kglink's own weights by its coordinate ascent then the
 a_p by coordinate ascent over `GRID` on validation NDCG@20, both on the validation edges of a
-sample of `BLEND_FIT_USERS` users (minutes, not tens) (a = 0 for every prior is the plain
+sample of `fit_users` users (`--set fit_users=N`: seconds to minutes, not tens) (a = 0 for every prior is the plain
 network and stays if nothing beats it). The record goes into the run's history.
 """
 
@@ -39,22 +39,20 @@ from gnn.config import BLEND_PRIORS as PRIORS
 from gnn.config import MODEL_DEFAULTS
 from gnn.data import Graph, Split
 from gnn.evaluate import evaluate
-from gnn.models.ascent import coordinate_ascent
+from gnn.models.ascent import coordinate_ascent, sampled_validation
 from gnn.models.pairwise import item_relations
 
 log = logging.getLogger(__name__)
 
 GRID = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
-BLEND_FIT_USERS = 5000  # validation users the searches score (sampled by the seed): on Beauty
-# one kglink evaluation of every validation user takes ~12 s and its search ~100 of them
 
 
 def standardise(scores: Tensor) -> Tensor:
-    """Each row to mean 0, std 1 (a constant row becomes 0)."""
-    scores = scores.float()
-    mu = scores.mean(1, keepdim=True)
-    sd = scores.std(1, keepdim=True).nan_to_num(0.0).clamp(min=1e-6)
-    return (scores - mu) / sd
+    """Each row to mean 0, std 1 (a constant row becomes 0); a float32 copy, computed in place
+    (it runs on every block of every blended scoring)."""
+    out = scores.float().clone() if scores.dtype == torch.float32 else scores.float()
+    sd, mu = torch.std_mean(out, dim=1, keepdim=True)
+    return out.sub_(mu).div_(sd.nan_to_num_(0.0).clamp_(min=1e-6))
 
 
 def available(graph: Graph, cfg) -> list[str]:
@@ -116,7 +114,7 @@ class Blend:
         self._priors.clear()
         if not names or not split.val.size(1):
             return []
-        split = _sampled_val(split, self.cfg.seed)
+        split = sampled_validation(split, self.cfg.fit_users, self.cfg.seed)
         record: list[dict[str, Any]] = []
         for name in names:
             self.meta[name] = {"alpha": 0.0}
@@ -147,13 +145,3 @@ class Blend:
         log.info("blend %s (val ndcg@20 %.4f)", alphas, best)
         return record
 
-
-def _sampled_val(split: Split, seed: int) -> Split:
-    """The split with its validation edges cut to those of `BLEND_FIT_USERS` sampled users."""
-    users = split.val[0].unique()
-    if len(users) <= BLEND_FIT_USERS:
-        return split
-    gen = torch.Generator().manual_seed(seed)
-    keep = torch.zeros(int(users.max()) + 1, dtype=torch.bool)
-    keep[users[torch.randperm(len(users), generator=gen)[:BLEND_FIT_USERS]]] = True
-    return changed(split, val=split.val[:, keep[split.val[0]]])

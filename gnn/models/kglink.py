@@ -12,9 +12,10 @@ Amazon's item-item lists link 39 % of the test pairs to the user's training item
 links is a strong recommender that a KG model must beat to show it learns something.
 
 The few weights are fitted on the validation edges only: coordinate ascent over `GRID`, scored
-by validation NDCG@20 on the split's training graph (`fit`; `epochs` = passes); the test edges
-are never looked at. Memory-based like itemknn: features are recomputed from the current graph,
-so a cold item (no interactions, but its KG edges) is scored like any other, and fold-in is free.
+by validation NDCG@20 on the split's training graph (`fit`; `epochs` = passes; every validation
+user unless `fit_users` is set); the test edges are never looked at. Memory-based like
+itemknn: features are recomputed from the current graph, so a cold item (no interactions, but
+its KG edges) is scored like any other, and fold-in is free.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from torch import Tensor
 from core.progress import Progress
 from gnn.data import Graph, Split
 from gnn.evaluate import evaluate
-from gnn.models.ascent import coordinate_ascent
+from gnn.models.ascent import coordinate_ascent, sampled_validation
 from gnn.models.base import MemoryRecommender, Source
 from gnn.models.pairwise import link_features
 
@@ -44,6 +45,7 @@ class KGLink(MemoryRecommender):
     cold_start = True  # scores items without interactions from their KG links
 
     def fit(self, split: Split, on_step: Progress | None = None) -> list[dict[str, Any]]:
+        split = sampled_validation(split, self.cfg.fit_users, self.cfg.seed)
         g = split.train_graph
         names = link_features(g).names
         self.meta["features"] = names

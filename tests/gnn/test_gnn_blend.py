@@ -12,8 +12,10 @@ from gnn_fixtures import fast_config
 from test_multibehaviour import board_with_behaviours
 
 from core.errors import ConfigError
+from gnn.config import TrainConfig
 from gnn.data import make_split
 from gnn.models import create
+from gnn.models.ascent import sampled_validation
 from gnn.models.blend import available, standardise
 from gnn.rundir import RunDir
 from gnn.trainer import Trainer
@@ -100,3 +102,25 @@ def test_a_multi_behaviour_blend_fits_both_priors():
     assert all(0.0 <= a for a in alphas(model).values())
     chosen = max((r for r in res.calibration if "alphas" in r), key=lambda r: r["val_ndcg@20"])
     assert chosen["alphas"] == alphas(model)  # the best of the search is what the model uses
+
+
+def test_the_searches_score_a_seeded_sample_of_validation_users(slice_snapshot):
+    split = make_split(slice_snapshot, fast_config("hgt"))
+    users = split.val[0].unique()
+    n = len(users) // 2
+    a, again, other = (sampled_validation(split, n, seed) for seed in (0, 0, 1))
+    assert a.val[0].unique().numel() == n
+    assert torch.equal(a.val, again.val) and not torch.equal(a.val, other.val)
+    # every validation edge of a sampled user stays, and nothing but validation changes
+    kept = set(a.val[0].tolist())
+    assert a.val.size(1) == sum(u in kept for u in split.val[0].tolist())
+    assert a.train is split.train and a.test is split.test and a.train_graph is split.train_graph
+    assert sampled_validation(split, None, 0) is split
+    assert sampled_validation(split, len(users), 0) is split
+
+
+def test_fit_users_must_be_positive_or_null():
+    assert TrainConfig.for_model("hgt", {"fit_users": None}).fit_users is None  # every user
+    assert TrainConfig.for_model("kglink").fit_users is None  # kglink's own fit: every user
+    with pytest.raises(ConfigError, match="fit_users"):
+        TrainConfig.for_model("hgt", {"fit_users": 0})

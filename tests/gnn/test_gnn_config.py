@@ -21,8 +21,8 @@ def test_settings_are_read_as_their_fields_type():
 
 
 def test_settings_win_and_null_means_null():
-    assert TrainConfig.for_model("hgt").max_minutes == 14  # the tuned budget
-    assert TrainConfig.for_model("hgt", max_minutes=None).max_minutes == 14  # option not given
+    assert TrainConfig.for_model("hgt").max_minutes == 7  # the default budget
+    assert TrainConfig.for_model("hgt", max_minutes=None).max_minutes == 7  # option not given
     cfg = TrainConfig.for_model("hgt", parse_settings(["max_minutes=null", "epochs=7"]),
                                 epochs=3)
     assert cfg.max_minutes is None and cfg.epochs == 7
