@@ -4,7 +4,7 @@ weights, the score blend's prior weights) are fitted this way on validation."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import replace as changed  # (not a file's replace)
 
 import torch
 
@@ -44,4 +44,4 @@ def sampled_validation(split: Split, n_users: int | None, seed: int) -> Split:
     gen = torch.Generator().manual_seed(seed)
     keep = torch.zeros(int(users.max()) + 1, dtype=torch.bool)
     keep[users[torch.randperm(len(users), generator=gen)[:n_users]]] = True
-    return replace(split, val=split.val[:, keep[split.val[0]]])
+    return changed(split, val=split.val[:, keep[split.val[0]]])
