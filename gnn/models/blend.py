@@ -19,8 +19,8 @@ reproduce counts it can look up is the slower route: a jointly learned link term
 Fitting, after the network's best validation state is restored, on the validation edges only
 (the test edges are never looked at): kglink's own weights by its coordinate ascent then the
 a_p by coordinate ascent over `GRID` on validation NDCG@20, both on the validation edges of a
-sample of `fit_users` users (`--set fit_users=N`: seconds to minutes, not tens) (a = 0 for every prior is the plain
-network and stays if nothing beats it). The record goes into the run's history.
+sample of `fit_users` users (`--set fit_users=N`: seconds to minutes, not tens) (a = 0 for
+every prior is the plain network and stays if nothing beats it). The record goes into the run's history.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ GRID = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 def standardise(scores: Tensor) -> Tensor:
     """Each row to mean 0, std 1 (a constant row becomes 0); a float32 copy, computed in place
     (it runs on every block of every blended scoring)."""
-    out = scores.float().clone() if scores.dtype == torch.float32 else scores.float()
+    out = scores.to(torch.float32, copy=True)
     sd, mu = torch.std_mean(out, dim=1, keepdim=True)
     return out.sub_(mu).div_(sd.nan_to_num_(0.0).clamp_(min=1e-6))
 
