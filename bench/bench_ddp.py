@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from provenance import fingerprint, provenance
+from provenance import child_env, fingerprint, provenance
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     p.add_argument("--name", default="ddp")
     a = p.parse_args(argv)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env = child_env(OMP_NUM_THREADS="1")
     results: dict[str, dict] = {}
     for model in a.models:
         for n in a.procs:

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from provenance import fingerprint, footer, provenance
+from provenance import child_env, fingerprint, footer, provenance
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = ("pop", "itemknn", "mf", "lightgcn", "lightgcn-kg", "kglink", "hgt")
@@ -139,7 +138,7 @@ def train_one(snapshot: Path, model: str, run_dir: Path, settings: list[str], se
               threads: int | None = None) -> dict:
     """Train `model` in its own process (`python -m gnn.train`); its metrics.json, with the
     run's config and the wall seconds of the process."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = child_env()
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     cmd = [sys.executable, "-m", "gnn.train", "--snapshot", str(snapshot), "--model", model,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from provenance import provenance
+from provenance import child_env, provenance
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -230,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                                 a.set)))
         return 0
 
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(a.threads)}
+    env = child_env(OMP_NUM_THREADS=str(a.threads))
     work = a.work or Path(tempfile.mkdtemp(prefix="kgrec-scaling-"))
     results: dict[str, dict] = {}
     for size in a.sizes:

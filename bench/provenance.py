@@ -16,10 +16,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a benchmark's child process: this one's, with the repository first on
+    PYTHONPATH (what was already there kept: e.g. packages installed beside the image's)."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
 def provenance(data: dict) -> dict:
-    """{commit, dirty, command, date, machine, data}; `data` describes what was measured."""
-    return {"commit": _git("rev-parse", "HEAD"), "dirty": bool(_git("status", "--porcelain",
-                                                                    "--untracked-files=no")),
+    """{commit, dirty, command, date, machine, data}; `data` describes what was measured. Where
+    the copy has no git history (a device machine), BENCH_COMMIT names the commit."""
+    commit = _git("rev-parse", "HEAD")
+    return {"commit": commit or os.environ.get("BENCH_COMMIT"),
+            "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
             "command": shlex.join([Path(sys.executable).name, *sys.argv]),
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": machine(), "data": data}

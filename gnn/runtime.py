@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from core.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -31,8 +33,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        from core.errors import ConfigError
-
         raise ConfigError("--device cuda asked for, but no CUDA device is visible: use "
                           "--device auto or cpu")
     if name == "cuda" and dist.is_initialized():
@@ -44,6 +44,13 @@ def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def peak_gpu_mb() -> float | None:
+    """Peak memory PyTorch's CUDA allocator held in this process (None without a CUDA device)."""
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    return torch.cuda.max_memory_allocated() / (1024 * 1024)
 
 
 def rank_world() -> tuple[int, int]:
@@ -60,6 +67,14 @@ def init_distributed() -> bool:
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]))
+            if local > torch.cuda.device_count():
+                # NCCL refuses two ranks on one GPU ("Duplicate GPU detected") at the first
+                # collective, deep inside the first step: say it before anything starts
+                raise ConfigError(
+                    f"data-parallel training on CUDA (nccl) needs one GPU per process: "
+                    f"{local} processes on this machine, {torch.cuda.device_count()} GPU(s) "
+                    f"visible; use --nproc_per_node={torch.cuda.device_count()}")
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group(backend=backend)
     log.info("distributed: rank %d of %d", dist.get_rank(), dist.get_world_size())

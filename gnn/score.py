@@ -1,6 +1,6 @@
 """Batch top-K scoring: recommendations for many users in chunks, and similar items.
 
-    Scorer(model, graph)                     a trained model bound to a graph (its histories)
+    Scorer(model, graph, device=)            a trained model bound to a graph (its histories)
     scorer.topk(users, k)                    (items [B, k], scores [B, k]); seen items excluded
     scorer.chunks(users, k, chunk_users)     the same, one chunk of users at a time
     scoring_graph(run, store, users, ...)    the graph to score: whole-graph export (--all), or
@@ -51,10 +51,11 @@ from torch import Tensor
 from core.errors import ConfigError, DataError
 from core.io import atomic_write, atomic_write_json
 from core.progress import Progress, no_progress
-from gnn.data import Graph, graph_from_snapshot, pair_keys
+from gnn.data import Graph, graph_from_snapshot, history_of, pair_keys
 from gnn.evaluate import topk_scores
 from gnn.foldin import fold_in
 from gnn.rundir import RunDir
+from gnn.runtime import resolve_device
 from gnn.snapshot import GraphSnapshot, export
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ Sink = Callable[[pd.DataFrame, list[str]], Any]  # (rows of one chunk, the chunk
 class Scorer:
     """A trained recommender bound to one graph: chunked top-k with seen items excluded."""
 
-    def __init__(self, model, graph: Graph | GraphSnapshot, exclude: str = "history") -> None:
+    def __init__(self, model, graph: Graph | GraphSnapshot, exclude: str = "history",
+                 device: str = "cpu") -> None:
         if exclude not in EXCLUDE:
             raise ConfigError(f"'exclude' must be one of {', '.join(EXCLUDE)} (got {exclude!r})")
         if isinstance(graph, GraphSnapshot):
@@ -85,7 +87,14 @@ class Scorer:
         self.dense = model.dot_product_only and vectors
         self.user_emb: Tensor | None = u.float().contiguous() if vectors else None
         self.item_emb: Tensor | None = i.float().contiguous() if vectors else None
-        self._item_t = self.item_emb.T.contiguous() if self.dense else None
+        # the matmul, the masking and the top-k run on `device` ("auto": CUDA when present);
+        # a model's own scoring (blend, pairwise features, sparse models) stays on the CPU
+        self.device = resolve_device(device) if self.dense else torch.device("cpu")
+        if self.device.type != resolve_device(device).type:
+            log.info("%s scores with its own scoring on the CPU (not a bare dot product)",
+                     model.name)
+        self._user_dev = self.user_emb.to(self.device) if self.dense else None
+        self._item_t = self.item_emb.T.contiguous().to(self.device) if self.dense else None
         self.seen = self._seen_pairs()
         # CSR row pointers into `seen` (sorted by user): a chunk of consecutive users masks its
         # seen items with one slice instead of a search per user
@@ -108,20 +117,25 @@ class Scorer:
         return torch.from_numpy(pos[pos >= 0].astype(np.int64)), missing
 
     def scores(self, users: Tensor) -> Tensor:
-        """[len(users), n_items] raw scores."""
+        """[len(users), n_items] raw scores (on `self.device`)."""
         if self.dense:
-            return self.user_emb[users] @ self._item_t
+            return self._user_dev[users.to(self.device)] @ self._item_t
         return self.model.score_users(users, self.graph).float()
 
     def topk(self, users: Tensor, k: int) -> tuple[Tensor, Tensor]:
-        """Top-k items per user (item -1 pads where fewer than k candidates are left)."""
+        """Top-k items per user (item -1 pads where fewer than k candidates are left), on the
+        CPU."""
         users = torch.as_tensor(users, dtype=torch.long).view(-1)
-        if self.seen is None or not _is_range(users):
-            return topk_scores(self.scores(users), k, self.seen, users, None)
         scores = self.scores(users)
-        lo, hi = int(self._ptr[users[0]]), int(self._ptr[users[-1] + 1])
-        scores[self.seen[0, lo:hi] - users[0], self.seen[1, lo:hi]] = -torch.inf
-        return topk_scores(scores, k, None, users, None)
+        if self.seen is not None:
+            if _is_range(users):  # CSR slice of consecutive users
+                lo, hi = int(self._ptr[users[0]]), int(self._ptr[users[-1] + 1])
+                rows, items = self.seen[0, lo:hi] - users[0], self.seen[1, lo:hi]
+            else:
+                rows, items = history_of(self.seen, users)
+            scores[rows.to(self.device), items.to(self.device)] = -torch.inf
+        items, val = topk_scores(scores, k, None, users, None)
+        return items.cpu(), val.cpu()
 
     def chunks(self, users: Tensor, k: int,
                chunk_users: int) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
@@ -340,7 +354,8 @@ class RecommendJob:
                  users: Sequence[str] | None = None, exclude: str = "history",
                  chunk_users: int = 4096, out: Path | None = None, sink: Sink | None = None,
                  similar_k: int = 0, similar_out: Path | None = None,
-                 similar_sink: Sink | None = None, model_file: Path | None = None) -> None:
+                 similar_sink: Sink | None = None, model_file: Path | None = None,
+                 device: str = "cpu") -> None:
         if k < 1:
             raise ConfigError(f"'k' must be >= 1 (got {k})")
         if chunk_users < 1:
@@ -349,7 +364,7 @@ class RecommendJob:
             raise ConfigError(f"'exclude' must be one of {', '.join(EXCLUDE)} (got {exclude!r})")
         self.rd = run if isinstance(run, RunDir) else RunDir(run)
         self.model = model
-        self.k, self.exclude, self.chunk_users = k, exclude, chunk_users
+        self.k, self.exclude, self.chunk_users, self.device = k, exclude, chunk_users, device
         self.requested = None if users is None else list(dict.fromkeys(map(str, users)))
         self.out = Path(out) if out else self.rd.recommendations_file
         self.sink = sink
@@ -394,7 +409,7 @@ class RecommendJob:
                      len(state["done"]))
             snapshot = GraphSnapshot.load(self.dir / "snapshot")
         t = time.perf_counter()
-        self.scorer = scorer = Scorer(self.model, snapshot, self.exclude)
+        self.scorer = scorer = Scorer(self.model, snapshot, self.exclude, self.device)
         res.embed_seconds = time.perf_counter() - t
 
         users, missing = self._users(scorer)

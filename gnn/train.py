@@ -33,7 +33,7 @@ from gnn.data import check_trainable, make_split
 from gnn.evaluate import evaluate_split
 from gnn.models import create
 from gnn.rundir import RunDir
-from gnn.runtime import init_distributed, peak_rss_mb, rank_world, seed_everything
+from gnn.runtime import init_distributed, peak_gpu_mb, peak_rss_mb, rank_world, seed_everything
 from gnn.snapshot import GraphSnapshot
 from gnn.trainer import EpochCallback, EpochLog, Trainer
 from graph.store import GraphStore
@@ -79,6 +79,7 @@ def train_run(snapshot: GraphSnapshot, cfg: TrainConfig, rd: RunDir | Path,
            "eval_seconds": round(time.perf_counter() - t0, 2),
            "val_ndcg@20": res.best_score, "world_size": world, **metrics,
            "peak_rss_mb": round(peak_rss_mb(), 1),
+           **({"peak_gpu_mb": round(gpu, 1)} if (gpu := peak_gpu_mb()) is not None else {}),
            **({"blend": model.meta["blend"]} if model.meta.get("blend") else {})}
     rd.save_metrics(out)
     rd.save_history(res.history)

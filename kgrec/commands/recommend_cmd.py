@@ -12,6 +12,7 @@ import typer
 from rich.text import Text
 
 from core.errors import ConfigError, InputFileError
+from gnn.config import DEVICES
 from gnn.rundir import RunDir
 from kgrec.commands.common import config, console, err_console, friendly_errors, open_store
 from kgrec.progress import progress_bars
@@ -51,6 +52,9 @@ def recommend(
                                             "(no fold-in of events loaded since)."),
     restart: bool = typer.Option(False, "--restart",
                                  help="Do not resume an unfinished job: start afresh."),
+    device: str = typer.Option("auto", help="Where the top-k matmul runs: auto (CUDA when "
+                                            "present), cpu or cuda. Blended and sparse models "
+                                            "score on the CPU."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Score users with a trained run: top-k per user, seen items excluded, in chunks.
@@ -72,6 +76,8 @@ def recommend(
         raise ConfigError("give either --users FILE|IDS or --all")
     if similar_k < 0:
         raise ConfigError(f"--similar-k must be >= 0 (got {similar_k})")
+    if device not in DEVICES:
+        raise ConfigError(f"--device must be one of {', '.join(DEVICES)} (got {device!r})")
     cfg = config()
     rd = RunDir.named(cfg.runs_dir, run).require_trained()
     wanted = None if all_users else read_user_ids(users)
@@ -88,7 +94,7 @@ def recommend(
                                if write_graph else None,
                                similar_k=(similar_k or k) if similar_items else 0,
                                similar_sink=_similar_sink(store, model.name, rd.name)
-                               if similar_items else None)
+                               if similar_items else None, device=device)
             pending = None if restart else job.pending()
             if pending:
                 console.print(f"resuming an unfinished job: {len(pending['done'])} chunks "
