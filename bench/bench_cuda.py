@@ -15,8 +15,9 @@ after each stage, so a run cut short keeps what it measured):
 4. `scoring`: a lightgcn run trained on `--device`; every user's top-20 (history excluded) with
    `gnn.score.Scorer` on the CPU and on `--device`: users/s of each (best of `--repeat`), the bare
    matmul + top-k bound on the device, and the share of users whose lists are identical.
-5. `defaults`: hgt with its defaults (blend included) on `--device`, but a `--budget-minutes`
-   training budget: seconds to the best validation state, test metrics.
+5. `defaults`: hgt with its defaults (blend included) on `--device`, one process per `--seeds`
+   seed, all at once (optionally another `--budget-minutes` training budget): seconds to the best
+   validation state, the validation curve, test metrics, mean and std over the seeds.
 
 Writes bench/results/cuda.json (`--out`) with the commit, the command, the data fingerprint, the
 date and the machine.
@@ -26,10 +27,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench_models import train_one
@@ -51,11 +55,12 @@ def environment(device: str) -> dict:
 
 
 def summary(m: dict, history: list[dict] | None = None) -> dict:
-    keep = ("ndcg@10", "recall@20", "cold_recall@20", "epochs", "best_epoch", "train_seconds",
+    keep = ("ndcg@10", "recall@20", "cold_item_recall@20", "cold_item_ndcg@10", "epochs", "best_epoch", "train_seconds",
             "seconds_to_best", "eval_seconds", "peak_rss_mb", "peak_gpu_mb", "wall_seconds")
     out = {k: m[k] for k in keep if k in m}
     if history:
         out["step_seconds"] = [round(h["step_seconds"], 2) for h in history if "step_seconds" in h]
+        out["val_ndcg@20"] = [round(h["val_ndcg@20"], 4) for h in history if "val_ndcg@20" in h]
     return out
 
 
@@ -94,8 +99,8 @@ def ddp_stage(a, runs: Path) -> dict:
             res["metrics"] = summary(json.loads((run / "metrics.json").read_text()))
             res["world_size"] = json.loads((run / "metrics.json").read_text()).get("world_size")
         else:
-            lines = [x for x in proc.stderr.splitlines() if "error" in x.lower()]
-            res["error"] = lines[-3:] if lines else proc.stderr[-600:]
+            lines = [x for x in proc.stderr.splitlines() if "per process" in x]
+            res["error"] = lines[:1] if lines else proc.stderr[-1500:]
         out[name] = res
     return out
 
@@ -144,14 +149,30 @@ def scoring_stage(a, runs: Path) -> dict:
 
 
 def defaults_stage(a, runs: Path) -> dict:
-    run = runs / "cuda-bench-hgt-defaults"
-    m = train_one(a.snapshot, "hgt", run, [f"max_minutes={a.budget_minutes}",
-                                           f"device={a.device}"], seed=0)
-    return summary(m, json.loads((run / "history.json").read_text()))
+    """hgt's defaults but the budget, one process per seed, all at once on the one device."""
+    def one(seed: int) -> dict:
+        run = runs / f"cuda-bench-hgt-defaults-s{seed}"
+        m = train_one(a.snapshot, "hgt", run, [*([f"max_minutes={a.budget_minutes}"]
+                                                 if a.budget_minutes else []),
+                                               f"device={a.device}"], seed=seed,
+                      threads=max(1, (os.cpu_count() or 1) // len(a.seeds)))
+        return summary(m, json.loads((run / "history.json").read_text()))
+
+    with ThreadPoolExecutor(len(a.seeds)) as pool:
+        out = {f"seed {s}": r for s, r in zip(a.seeds, pool.map(one, a.seeds))}
+    runs_ = list(out.values())
+    for key in ("ndcg@10", "recall@20", "cold_item_recall@20"):
+        vals = [r[key] for r in runs_ if r.get(key) is not None]
+        if vals:
+            out[f"mean {key}"] = round(statistics.mean(vals), 4)
+            out[f"std {key}"] = round(statistics.stdev(vals), 4) if len(vals) > 1 else None
+    return out
 
 
 STAGES = {"environment": None, "epochs": epochs_stage, "ddp": ddp_stage,
           "scoring": scoring_stage, "defaults": defaults_stage}
+if str(REPO) not in sys.path:  # the scoring stage imports the package in this process
+    sys.path.insert(0, str(REPO))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--snapshot", type=Path, required=True)
     p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--budget-minutes", type=float, default=2.0)
+    p.add_argument("--budget-minutes", type=float, default=None,
+                   help="hgt's training budget in the `defaults` stage (default: its own)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="seeds of the `defaults` stage, trained at the same time")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES))
     p.add_argument("--runs-dir", type=Path, default=REPO / "runs")
