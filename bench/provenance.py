@@ -24,11 +24,13 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def provenance(data: dict) -> dict:
-    """{commit, dirty, command, date, machine, data}; `data` describes what was measured. Where
-    the copy has no git history (a device machine), BENCH_COMMIT names the commit."""
-    commit = _git("rev-parse", "HEAD")
-    return {"commit": commit or os.environ.get("BENCH_COMMIT"),
-            "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+    """{commit, dirty, command, date, machine, data}; `data` describes what was measured.
+    BENCH_COMMIT, when set, names the commit (a copy whose git state is not the tree's: a device
+    machine's copy of a working tree)."""
+    named = os.environ.get("BENCH_COMMIT")
+    return {"commit": named or _git("rev-parse", "HEAD"),
+            "dirty": False if named else bool(_git("status", "--porcelain",
+                                                   "--untracked-files=no")),
             "command": shlex.join([Path(sys.executable).name, *sys.argv]),
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": machine(), "data": data}
