@@ -210,6 +210,24 @@ def test_two_process_distributed_training_divides_the_batches(slice_dir, slice_s
     assert model.net.pair.weight.abs().min() > 0  # trained (they start at 0)
 
 
+def test_nccl_with_more_processes_than_gpus_stops_before_training(monkeypatch):
+    """NCCL refuses two ranks on one GPU deep inside the first step; `init_distributed` says so
+    first, naming the fix (seen on a one-GPU H200: bench/results/cuda.md). CUDA is faked here:
+    the machine the tests run on has none."""
+    from core.errors import ConfigError
+    from gnn import runtime
+
+    monkeypatch.setattr(runtime.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(runtime.torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(runtime.dist, "init_process_group",
+                        lambda **kw: pytest.fail("the process group must not be joined"))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="one GPU per process.*--nproc_per_node=1"):
+        runtime.init_distributed()
+    assert runtime.peak_gpu_mb() is None  # is_available, but never initialised here
+
+
 # ------------------------------------------------------------------------------ entry point
 
 def test_module_entry_point(slice_dir, tmp_path):

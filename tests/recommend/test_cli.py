@@ -40,6 +40,8 @@ def test_users_or_all_is_required(run_cli):
 def test_bad_k_and_unknown_run(run_cli, recgraph):
     res = run_cli("recommend", "--run", HGT_RUN, "--all", "--k", "0")
     assert res.exit_code == 1 and "--k must be between 1 and 1000 (got 0)" in res.output
+    res = run_cli("recommend", "--run", HGT_RUN, "--all", "--device", "gpu")
+    assert res.exit_code == 1 and "--device must be one of auto, cpu, cuda (got 'gpu')" in res.output
     res = run_cli("recommend", "--run", "never-trained", "--all")
     assert res.exit_code == 1
     assert "no run named 'never-trained'" in res.output

@@ -86,3 +86,29 @@ def test_any_order_of_users_gives_the_rows_of_the_full_ranking(scorer):
     assert torch.allclose(got_scores, scores[pick])
     part_items, _ = scorer.topk(torch.arange(100, 164), 6)
     assert torch.equal(part_items, items[100:164])
+
+
+@pytest.mark.parametrize("run", ["hgt", "mf"])
+def test_users_in_any_order_get_the_rows_of_the_whole_ranking(recgraph, run):
+    """A `--users` request (not a consecutive range) masks each user's own history."""
+    rd = recgraph.hgt_dir if run == "hgt" else recgraph.mf_dir
+    scorer = Scorer(Recommender.load(rd / "checkpoint"), GraphSnapshot.load(rd / "snapshot"))
+    every_items, every_scores = scorer.topk(torch.arange(len(scorer.user_ids)), 6)
+    some = torch.tensor([7, 2, 11, 3, 2])
+    items, scores = scorer.topk(some, 6)
+    assert torch.equal(items, every_items[some])
+    assert torch.allclose(scores, every_scores[some])
+
+
+def test_scoring_device(scorer, recgraph):
+    """The top-k runs on the asked device (`kgrec recommend --device`); results come back on the
+    CPU; a model scored by its own code stays on the CPU; CUDA asked for without one: an error
+    that says what to do."""
+    mf = Scorer(Recommender.load(recgraph.mf_dir / "checkpoint"), scorer.graph, device="auto")
+    assert mf.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    items, scores = mf.topk(torch.arange(9), 5)
+    assert items.device.type == "cpu" and scores.device.type == "cpu"
+    assert not scorer.dense and scorer.device.type == "cpu"  # hgt + blend: its own scoring
+    if not torch.cuda.is_available():
+        with pytest.raises(Exception, match="--device auto or cpu"):
+            Scorer(mf.model, scorer.graph, device="cuda")
