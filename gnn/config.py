@@ -55,9 +55,6 @@ class TrainConfig:
     # HGTConv) | "gat" (PyG GATv2Conv per relation in HeteroConv)
     dropout: float = 0.0  # hgt: dropout on attention outputs
     id_dropout: float = 0.0  # share of id embeddings replaced by the learned default in training
-    cold_dropout: float = 0.0  # hgt: share of items made cold in each training step (id hidden
-    # and their user edges left out of the propagation, their positives kept in the loss; a
-    # graph of one behaviour)
     knn_neighbours: int = 100  # itemknn: neighbours kept per item
     knn_shrink: float = 0.0  # itemknn: cosine shrinkage
     kg_links: bool = False  # mf, lightgcn, hgt: add to the dot product a learned weight per
@@ -115,7 +112,7 @@ class TrainConfig:
             if value not in allowed:
                 raise ConfigError(f"'{name}' must be one of {', '.join(allowed)} (got {value!r})")
         for name in ("val_fraction", "cold_item_fraction", "temporal_fraction", "id_dropout",
-                     "cold_dropout", "dropout"):
+                     "dropout"):
             v = getattr(self, name)
             if not 0.0 <= v < 1.0:
                 raise ConfigError(f"'{name}' must be in [0, 1) (got {v})")

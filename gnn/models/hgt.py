@@ -213,23 +213,11 @@ class HGT(LearnsBehaviours, TorchRecommender):
         return [*groups, {"params": special, "weight_decay": 0.0, "lr": self.cfg.behaviour_lr}]
 
     def step_inputs(self, inputs: HGTInputs, batch: Batch) -> HGTInputs:
-        """Training: the step's positive edges are left out of the propagation; with
-        `cold_dropout`, a random share of the items is made cold for the step (ids hidden, user
-        edges left out: what a cold item looks like at inference)."""
-        rate = self.cfg.cold_dropout
-        if inputs.behaviour is None and not (rate > 0 and inputs.adj is not None):
+        """Training: the step's positive edges are left out of the propagation."""
+        if inputs.behaviour is None:
             return inputs
         step = copy.copy(inputs)  # shallow: the graph's tensors are shared, not copied
-        if inputs.behaviour is not None:
-            step.batch = (batch.users, batch.items)
-        else:
-            g, items = batch.graph, inputs.rows["item"]
-            cold = torch.rand(g.n_items, device=items.device) < rate
-            keep = ~cold[g.history[1].to(items.device)]
-            step.adj = normalized_adjacency(g.history[:, keep.cpu()], g.n_users, g.n_items,
-                                            items.device)
-            step.rows = {**inputs.rows, "item": torch.where(
-                cold, torch.full_like(items, self.net.num_nodes["item"]), items)}
+        step.batch = (batch.users, batch.items)
         return step
 
     def describe(self) -> dict[str, Any]:

@@ -163,37 +163,3 @@ def test_hgt_ablation_switches_change_the_model():
     # and the scores differ from the full model's
     users = torch.arange(split.eval_graph.n_users)
     assert not torch.allclose(full.score_users(users), uniform.score_users(users))
-
-
-def test_hgt_cold_dropout_makes_a_share_of_items_cold_in_each_step():
-    """`cold_dropout`: the step's cold items have their id hidden and no user edges in the
-    propagation (as a cold item at inference); everything else is the graph as it is; off by
-    default, and evaluation never sees it."""
-    from gnn.models.base import Batch
-
-    board = checkerboard()
-    cfg = fast_config("hgt", epochs=1, batch_size=32, cold_dropout=0.3)
-    split = make_split(board, cfg)
-    model = create("hgt", cfg)
-    Trainer().fit(model, split)
-    g = split.train_graph
-    inputs = model.inputs(g, torch.device("cpu"))
-    batch = Batch(*split.train[:, :8], torch.zeros(8, 1, dtype=torch.long), g,
-                  torch.arange(g.n_items), torch.Generator())
-    torch.manual_seed(0)
-    step = model.step_inputs(inputs, batch)
-    default = model.net.num_nodes["item"]
-    cold = step.rows["item"] == default
-    assert 0 < int(cold.sum()) < g.n_items
-    assert torch.equal(step.rows["user"], inputs.rows["user"])
-    adj = step.adj.to_dense()[:g.n_users, g.n_users:]  # user x item block
-    full = inputs.adj.to_dense()[:g.n_users, g.n_users:]
-    assert (adj[:, cold] == 0).all() and (full[:, cold] != 0).any()
-    assert ((adj[:, ~cold] != 0) == (full[:, ~cold] != 0)).all()
-    # off: the inputs unchanged; negative or >= 1: a config error naming the field
-    plain = create("hgt", cfg.replace(cold_dropout=0.0))
-    plain.net = model.net
-    assert plain.step_inputs(inputs, batch) is inputs
-    for bad in (-0.1, 1.0):
-        with pytest.raises(Exception, match="'cold_dropout' must be in"):
-            cfg.replace(cold_dropout=bad)
