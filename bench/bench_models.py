@@ -119,15 +119,18 @@ def export_snapshot() -> Path:
 
 def reused_run(run_dir: Path, model: str, settings: list[str], seed: int) -> dict | None:
     """The metrics of a finished run in `run_dir` trained as asked (model, seed and every
-    KEY=VALUE of `settings` equal in its config.json), marked `reused`; else None. Code changes
-    since are not detected: the result files list the reused runs."""
+    KEY=VALUE of `settings` equal in its config.json), marked `reused`; else None. A field the
+    run predates counts as equal when it is asked at the model's default (a new field defaults
+    to the behaviour before it). Code changes since are not detected: the result files list
+    the reused runs."""
     from gnn.config import TrainConfig, parse_settings
 
     if not (run_dir / "metrics.json").exists() or not (run_dir / "config.json").exists():
         return None
     config = json.loads((run_dir / "config.json").read_text())
     want = TrainConfig.for_model(model, {**parse_settings(settings), "seed": seed}).to_dict()
-    if any(config.get(k) != v for k, v in want.items() if k != "device"):
+    default = TrainConfig.for_model(model).to_dict()
+    if any(config.get(k, default[k]) != v for k, v in want.items() if k != "device"):
         return None
     print(f"[bench] {run_dir.name}: reusing the finished run", file=sys.stderr, flush=True)
     metrics = json.loads((run_dir / "metrics.json").read_text())

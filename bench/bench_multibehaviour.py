@@ -28,7 +28,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench_models import train_one
+from bench_models import reused_run, train_one
 from provenance import fingerprint, footer, provenance
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra TrainConfig fields for every run (e.g. epochs=1 for a smoke run)")
     p.add_argument("--reuse", action="store_true",
-                   help="take a variant/seed whose run directory already has metrics.json "
-                        "instead of training it again (add seeds to a finished benchmark)")
+                   help="read a variant/seed whose run directory holds a finished run trained "
+                        "with the same model, seed and settings instead of training it again "
+                        "(add seeds to a finished benchmark)")
     a = p.parse_args(argv)
 
     jobs = [(v, s) for v in a.models for s in a.seeds]
@@ -108,15 +109,14 @@ def run(variant: str, seed: int, a: argparse.Namespace) -> dict:
     """Train one variant with one seed in its own process; its metrics.json (+ config)."""
     model, settings = VARIANTS[variant]
     run_dir = a.runs_dir / f"bench-mb-{variant}-s{seed}"
-    if a.reuse and (run_dir / "metrics.json").exists():
-        print(f"[bench] {variant} seed {seed}: reusing {run_dir}", file=sys.stderr, flush=True)
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        metrics["config"] = json.loads((run_dir / "config.json").read_text())
-        metrics["learned_weights"] = learned_weights(run_dir)
-        metrics["reused"] = True  # trained by an earlier invocation (see the run's config)
-        return metrics
     learned = model not in ("pop", "behaviour-pop")
     settings = COMMON + settings + ([f"max_minutes={a.max_minutes}"] if learned else []) + a.set
+    # --reuse: a finished run trained as asked (model, seed, every setting) by an earlier
+    # invocation is read, not retrained
+    reused = reused_run(run_dir, model, settings, seed) if a.reuse else None
+    if reused is not None:
+        reused["learned_weights"] = learned_weights(run_dir)
+        return reused
     metrics = train_one(a.snapshot, model, run_dir, settings, seed, threads=1)
     metrics["learned_weights"] = learned_weights(run_dir)
     print(f"[bench] {variant} seed {seed}: hr@10 {metrics['hr@10']:.4f} ndcg@10 "
