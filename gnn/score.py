@@ -89,8 +89,9 @@ class Scorer:
         self.item_emb: Tensor | None = i.float().contiguous() if vectors else None
         # the matmul, the masking and the top-k run on `device` ("auto": CUDA when present);
         # a model's own scoring (blend, pairwise features, sparse models) stays on the CPU
-        self.device = resolve_device(device) if self.dense else torch.device("cpu")
-        if self.device.type != resolve_device(device).type:
+        asked = resolve_device(device)  # (an error when CUDA is asked for and absent)
+        self.device = asked if self.dense else torch.device("cpu")
+        if self.device.type != asked.type:
             log.info("%s scores with its own scoring on the CPU (not a bare dot product)",
                      model.name)
         self._user_dev = self.user_emb.to(self.device) if self.dense else None
