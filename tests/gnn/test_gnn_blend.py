@@ -53,6 +53,24 @@ def test_the_blend_is_fitted_on_validation_only(slice_snapshot):
         [r.get("val_ndcg@20") for r in res.calibration]
 
 
+def test_standardise_rows_and_leaves_its_input_alone_unless_asked():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(7, 50, generator=g) * 3 + 2
+    x[3] = 5.0  # a constant row becomes 0
+    sd, mu = torch.std_mean(x, dim=1, keepdim=True)
+    want = ((x - mu) / sd.clamp(min=1e-6)).nan_to_num(0.0)
+    for dtype in (torch.float32, torch.float64, torch.float16):
+        before = x.to(dtype)
+        kept = before.clone()
+        got = standardise(before)
+        assert got.dtype == torch.float32 and torch.equal(before, kept)
+        assert torch.allclose(got, want, atol=2e-2 if dtype == torch.float16 else 1e-5)
+        assert (got[3] == 0).all()
+    own = x.clone()
+    assert standardise(own, inplace=True).data_ptr() == own.data_ptr()  # the caller's temporary
+    assert torch.allclose(own, want, atol=1e-5)
+
+
 def test_blended_scores_are_the_standardised_sum(slice_snapshot, tmp_path):
     model, split, _ = fit("hgt", slice_snapshot, blend="auto")
     model.meta["blend"]["kglink"]["alpha"] = 0.7  # whatever validation chose: set one
