@@ -25,11 +25,14 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 from provenance import REPO, fingerprint, footer, provenance
 
-from gnn.data import history_of, make_split
-from gnn.models.pairwise import item_relations
+from gnn.data import make_split
+from gnn.evaluate import topk_scores
+from gnn.models.pairwise import history_matrix, item_relations, relation_matrix
 from gnn.rundir import RunDir
 from gnn.snapshot import GraphSnapshot
 
@@ -37,30 +40,24 @@ K = 20
 
 
 def top_hits(scores: torch.Tensor, split, users: torch.Tensor, k: int = K) -> torch.Tensor:
-    """[cold test pairs] bool: the pair's item is in its user's top k of the cold items."""
-    g, cold, pairs = split.eval_graph, ~split.warm_items, split.cold_test
-    scores = scores.clone()
-    scores[:, ~cold] = -torch.inf
-    rows, items = history_of(g.history, users)
-    scores[rows, items] = -torch.inf
-    top = scores.topk(k, dim=1).indices
+    """[cold test pairs] bool: the pair's item is in its user's top k of the cold items (the
+    evaluation's own top-k: history and non-candidates masked)."""
+    pairs = split.cold_test
+    top, _ = topk_scores(scores.clone(), k, split.eval_graph.history, users, ~split.warm_items)
     return (top[torch.searchsorted(users, pairs[0])] == pairs[1][:, None]).any(1)
 
 
 def linked_pairs(split, users: torch.Tensor) -> torch.Tensor:
-    """[cold test pairs] bool: an item-item edge joins the item and the user's history."""
+    """[cold test pairs] bool: an item-item edge (any relation, either direction) joins the item
+    and the user's history (kglink's link matrices)."""
     g, pairs = split.eval_graph, split.cold_test
-    n = g.n_items
-    ends = [g.data[et].edge_index for et in item_relations(g)]
-    src = torch.cat([e[0] for e in ends] + [e[1] for e in ends])
-    dst = torch.cat([e[1] for e in ends] + [e[0] for e in ends])
-    adj = torch.sparse_coo_tensor(torch.stack([src, dst]), torch.ones(len(src)), (n, n),
-                                  check_invariants=False)
-    rows, items = history_of(g.history, users)
-    hist = torch.zeros(len(users), n)
-    hist[rows, items] = 1.0
-    links = torch.sparse.mm(adj.coalesce().T, hist.T).T  # [users, items]: links from history
-    return links[torch.searchsorted(users, pairs[0]), pairs[1]] > 0
+    adj = sp.csr_matrix((g.n_items, g.n_items), dtype=np.float32)
+    for et in item_relations(g):
+        m = relation_matrix(g, et)
+        adj = adj + m + m.T
+    links = history_matrix(g)[users.numpy()] @ adj  # [users, items]: links from the history
+    rows = np.array(torch.searchsorted(users, pairs[0]))
+    return torch.from_numpy(np.asarray(links[rows, np.array(pairs[1])]).ravel() > 0)
 
 
 def rates(hit: torch.Tensor, linked: torch.Tensor) -> dict[str, float]:

@@ -55,8 +55,9 @@ def environment(device: str) -> dict:
 
 
 def summary(m: dict, history: list[dict] | None = None) -> dict:
-    keep = ("ndcg@10", "recall@20", "cold_item_recall@20", "cold_item_ndcg@10", "epochs", "best_epoch", "train_seconds",
-            "seconds_to_best", "eval_seconds", "peak_rss_mb", "peak_gpu_mb", "wall_seconds")
+    keep = ("ndcg@10", "recall@20", "cold_item_recall@20", "cold_item_ndcg@10", "epochs",
+            "best_epoch", "train_seconds", "seconds_to_best", "eval_seconds", "peak_rss_mb",
+            "peak_gpu_mb", "wall_seconds")
     out = {k: m[k] for k in keep if k in m}
     if history:
         out["step_seconds"] = [round(h["step_seconds"], 2) for h in history if "step_seconds" in h]
@@ -96,8 +97,8 @@ def ddp_stage(a, runs: Path) -> dict:
         res = {"processes": n, "exit": proc.returncode,
                "wall_seconds": round(time.perf_counter() - t0, 1)}
         if proc.returncode == 0:
-            res["metrics"] = summary(json.loads((run / "metrics.json").read_text()))
-            res["world_size"] = json.loads((run / "metrics.json").read_text()).get("world_size")
+            metrics = json.loads((run / "metrics.json").read_text())
+            res["metrics"], res["world_size"] = summary(metrics), metrics.get("world_size")
         else:
             lines = [x for x in proc.stderr.splitlines() if "per process" in x]
             res["error"] = lines[:1] if lines else proc.stderr[-1500:]
@@ -197,9 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[cuda] {name}", file=sys.stderr, flush=True)
         try:
             res = environment(a.device) if name == "environment" else STAGES[name](a, a.runs_dir)
-        except BaseException as e:  # noqa: BLE001 - recorded, the next stage still runs
-            if isinstance(e, KeyboardInterrupt):
-                raise
+        except (Exception, SystemExit) as e:  # recorded (train_one exits), the next stage runs
             res = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-3000:]}
         res["stage_seconds"] = round(time.perf_counter() - t0, 1)
         result["stages"][name] = res

@@ -20,7 +20,8 @@ Fitting, after the network's best validation state is restored, on the validatio
 (the test edges are never looked at): kglink's own weights by its coordinate ascent then the
 a_p by coordinate ascent over `GRID` on validation NDCG@20, both on the validation edges of a
 sample of `fit_users` users (`--set fit_users=N`: seconds to minutes, not tens) (a = 0 for
-every prior is the plain network and stays if nothing beats it). The record goes into the run's history.
+every prior is the plain network and stays if nothing beats it). The record goes into the run's
+history.
 """
 
 from __future__ import annotations
