@@ -20,8 +20,12 @@ class MFNet(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.normal_(self.emb_user.weight, std=0.1)
-        nn.init.normal_(self.emb_item.weight, std=0.1)
+        # Xavier-normal (std = sqrt(2 / (rows + dim)), ~0.01 on Beauty), as RecBole's BPR: at
+        # std 0.1 the random dot products drown the first epochs' signal and MF sat near
+        # validation NDCG@20 0.001 for ~10 epochs (0.021 after 30, against 0.041 with this
+        # init; issue 13, same lr / batch / seed): early stopping ended it before it learned
+        nn.init.xavier_normal_(self.emb_user.weight)
+        nn.init.xavier_normal_(self.emb_item.weight)
 
     def forward(self, inputs: IdRows) -> NetOut:
         u = self.emb_user(inputs.user)
