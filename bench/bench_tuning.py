@@ -80,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     for model in a.models:
         search = [validate(snapshot, model, {**extra, **budget, **c, "seed": a.seed})
                   for c in grid]
-        best = max(search, key=lambda r: r["val_ndcg@20"])
-        chosen = {k: v for k, v in best["settings"].items() if k not in budget}
+        i = max(range(len(grid)), key=lambda j: search[j]["val_ndcg@20"])
+        best = search[i]
+        # the test run: the caller's settings and the chosen grid point (not the search-only ones)
+        chosen = {**extra, **grid[i], "seed": a.seed}
         settings = [f"dataset={a.dataset}", *(f"{k}={json.dumps(v)}" for k, v in chosen.items()
                                               if k != "seed")]
         test = train_one(a.snapshot, model, a.runs_dir / f"tuned-{model}", settings, a.seed,
