@@ -14,6 +14,11 @@ as it scores (network + blend). Two bounds of any way of combining the baseline'
 network's lists per pair: `route` (the baseline on linked pairs, the network on unlinked ones)
 and `either` (a hit when either list has it). Pair-level hit rates (the benchmark's
 cold Recall@20 averages per user: close, not equal).
+With `--recalibrate` the saved network is calibrated again with the current code before it is
+scored (`model.calibrate`: hgt's cold-item map, then the blend weights on validation, as a
+training run at this commit does after restoring its best state): rows `network + map` and
+`hgt + map`. Several `--run` (with as many `--kglink-run`) give one table per run and the
+benchmark's own cold metric (cold Recall@20, per user, `gnn.evaluate`) as mean ± std.
 Writes bench/results/NAME.json and .md with the commit, the command, the data fingerprint, the
 date and the machine.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -31,7 +37,7 @@ import torch
 from provenance import REPO, fingerprint, footer, provenance
 
 from gnn.data import make_split
-from gnn.evaluate import topk_scores
+from gnn.evaluate import evaluate, topk_scores
 from gnn.models.pairwise import history_matrix, item_relations, relation_matrix
 from gnn.rundir import RunDir
 from gnn.snapshot import GraphSnapshot
@@ -66,53 +72,100 @@ def rates(hit: torch.Tensor, linked: torch.Tensor) -> dict[str, float]:
             "all": round(float(hit.float().mean()), 4)}
 
 
+def cold_recall(model, split) -> float:
+    """The benchmark's cold metric: cold Recall@20 per user over the cold items."""
+    cold = evaluate(model, split.eval_graph, split.cold_test, ~split.warm_items, (20,), 2048)
+    return round(cold["recall@20"], 4)
+
+
+def one_run(snapshot, run: Path, kglink_run: Path | None, recalibrate: bool) -> dict:
+    """The pair-level table and the benchmark's cold metric of one hgt run."""
+    model = RunDir(run).load_model()
+    split = make_split(snapshot, model.cfg)
+    g = split.eval_graph
+    users = split.cold_test[0].unique()
+    kglink = RunDir(kglink_run).load_model() if kglink_run else model.blend.prior("kglink")
+    linked = linked_pairs(split, users)
+
+    def network_and_blended() -> tuple[torch.Tensor, torch.Tensor]:
+        u, i = model.embeddings(g)
+        with torch.no_grad():
+            return (u[users] @ i.T).float(), model.score_users(users, g).float()
+
+    network, blended = network_and_blended()
+    hits = {"kglink": top_hits(kglink.score_users(users, g).float(), split, users),
+            "network": top_hits(network, split, users), "hgt": top_hits(blended, split, users)}
+    metric = {"kglink": cold_recall(kglink, split), "hgt": cold_recall(model, split)}
+    calibration = None
+    if recalibrate:
+        model.calibrate(split)
+        network, blended = network_and_blended()
+        hits["network + map"] = top_hits(network, split, users)
+        hits["hgt + map"] = top_hits(blended, split, users)
+        metric["hgt + map"] = cold_recall(model, split)
+        calibration = {"cold_map": model.meta.get("cold_map"), "blend": model.meta.get("blend")}
+    out = {name: rates(h, linked) for name, h in hits.items()}
+    out["route (bound)"] = rates(torch.where(linked, hits["kglink"], hits["network"]), linked)
+    out["either (bound)"] = rates(hits["kglink"] | hits["network"], linked)
+    return {"run": str(run), "kglink_run": str(kglink_run) if kglink_run else None,
+            "blend": model.meta.get("blend") if not recalibrate else None,
+            "recalibrated": calibration, "cold_pairs": int(linked.numel()),
+            "linked_share": round(float(linked.float().mean()), 4),
+            "cold_items": int((~split.warm_items).sum()), "cold_users": len(users),
+            "hit@20": out, "cold_recall@20": metric}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--snapshot", type=Path, required=True)
-    p.add_argument("--run", type=Path, required=True, help="an hgt run directory (blended)")
-    p.add_argument("--kglink-run", type=Path, help="the kglink baseline's run directory "
-                   "(default: the hgt run's own kglink prior)")
+    p.add_argument("--run", type=Path, required=True, action="append",
+                   help="an hgt run directory (blended); repeat for several seeds")
+    p.add_argument("--kglink-run", type=Path, action="append", default=[],
+                   help="the kglink baseline's run directory, one per --run (default: the hgt "
+                        "run's own kglink prior)")
+    p.add_argument("--recalibrate", action="store_true",
+                   help="calibrate the saved network again with the current code (cold map, "
+                        "blend) and score it too")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     p.add_argument("--name", default="cold-sources")
     a = p.parse_args(argv)
+    if a.kglink_run and len(a.kglink_run) != len(a.run):
+        p.error("give one --kglink-run per --run (or none)")
     snapshot = GraphSnapshot.load(a.snapshot)
-    model = RunDir(a.run).load_model()
-    split = make_split(snapshot, model.cfg)
-    g = split.eval_graph
-    users = split.cold_test[0].unique()
-    u, i = model.embeddings(g)
-    network = (u[users] @ i.T).float()
-    kglink = RunDir(a.kglink_run).load_model() if a.kglink_run else model.blend.prior("kglink")
-    base = kglink.score_users(users, g).float()
-    with torch.no_grad():
-        blended = model.score_users(users, g).float()
-    linked = linked_pairs(split, users)
-    hits = {"kglink": top_hits(base, split, users), "network": top_hits(network, split, users),
-            "hgt": top_hits(blended, split, users)}
-    out = {"kglink": rates(hits["kglink"], linked), "network": rates(hits["network"], linked),
-           "hgt": rates(hits["hgt"], linked)}
-    route = torch.where(linked, hits["kglink"], hits["network"])
-    out["route (bound)"] = rates(route, linked)
-    out["either (bound)"] = rates(hits["kglink"] | hits["network"], linked)
-    result = {**provenance({"snapshot": fingerprint(a.snapshot)}),
-              "run": str(a.run), "kglink_run": str(a.kglink_run) if a.kglink_run else None,
-              "blend": model.meta.get("blend"), "cold_pairs": int(linked.numel()),
-              "linked_share": round(float(linked.float().mean()), 4),
-              "cold_items": int((~split.warm_items).sum()), "cold_users": len(users),
-              "hit@20": out}
+    kg_runs = a.kglink_run or [None] * len(a.run)
+    runs = [one_run(snapshot, r, k, a.recalibrate) for r, k in zip(a.run, kg_runs)]
+    metric = {name: [r["cold_recall@20"][name] for r in runs]
+              for name in runs[0]["cold_recall@20"]}
+    summary = {name: {"mean": round(statistics.fmean(v), 4),
+                      "std": round(statistics.stdev(v), 4) if len(v) > 1 else 0.0}
+               for name, v in metric.items()}
+    result = {**provenance({"snapshot": fingerprint(a.snapshot)}), "runs": runs,
+              "cold_recall@20": summary}
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / f"{a.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    base_all = out["kglink"]["all"]
-    lines = [f"# Cold-start slice: where the hits come from (`{a.run.name}`)", "",
-             f"{result['cold_pairs']:,} cold test pairs of {len(users):,} users over "
-             f"{result['cold_items']:,} cold items; **{result['linked_share']:.1%}** have a direct "
-             "item-item link to the user's training history. Pair-level hit@20 (the item in the "
-             "user's top 20 of the cold items):", "",
-             "| scorer | linked pairs | unlinked pairs | all | × kglink |", "|---|---|---|---|---|"]
-    for name, r in out.items():
-        lines.append(f"| {name} | {r['linked']:.4f} | {r['unlinked']:.4f} | {r['all']:.4f} | "
-                     f"{r['all'] / base_all:.3f} |")
+    lines = ["# Cold-start slice: where the hits come from", ""]
+    if len(runs) > 1 or a.recalibrate:
+        base = summary["kglink"]["mean"]
+        lines += [f"The benchmark's cold Recall@20 (per user, cold items ranked among the cold "
+                  f"items), mean ± std over {len(runs)} run(s):", "",
+                  "| scorer | cold Recall@20 | × kglink |", "|---|---|---|"]
+        lines += [f"| {n} | {m['mean']:.4f} ± {m['std']:.4f} | {m['mean'] / base:.3f} |"
+                  for n, m in summary.items()]
+        lines.append("")
+    for r in runs:
+        lines += [f"## `{Path(r['run']).name}`", "",
+                  f"{r['cold_pairs']:,} cold test pairs of {r['cold_users']:,} users over "
+                  f"{r['cold_items']:,} cold items; **{r['linked_share']:.1%}** have a direct "
+                  "item-item link to the user's training history. Pair-level hit@20 (the item "
+                  "in the user's top 20 of the cold items):", "",
+                  "| scorer | linked pairs | unlinked pairs | all | × kglink |",
+                  "|---|---|---|---|---|"]
+        base_all = r["hit@20"]["kglink"]["all"]
+        for name, x in r["hit@20"].items():
+            lines.append(f"| {name} | {x['linked']:.4f} | {x['unlinked']:.4f} | {x['all']:.4f} "
+                         f"| {x['all'] / base_all:.3f} |")
+        lines.append("")
     lines += footer(result, "threads as torch chose")
     (a.out / f"{a.name}.md").write_text("\n".join(lines))
     print("\n".join(lines))

@@ -64,6 +64,9 @@ class TrainConfig:
     # "auto" (hgt's default: those the graph feeds) | "off" | "kglink,behaviour-pop"
     fit_users: int | None = 5000  # validation users the weight searches on validation (the
     # blend's, kglink's) score, sampled by the seed; null: every validation user (slower)
+    cold_map: bool = True  # hgt: an item without interactions gets the embedding a ridge map
+    # from its KG neighbourhood predicts, fitted on the warm items after training
+    # (gnn/models/cold_map.py); false: the network's own KG-propagated embedding
     # --- ablations (bench/bench_models.py --ablations)
     attention: bool = True  # hgt: False = uniform weights within each relation (1 / in-degree,
     # times the learned relation weight): no query/key attention parameters at all

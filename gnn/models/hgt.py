@@ -41,12 +41,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GATv2Conv, HeteroConv, HGTConv
 
+from core.progress import Progress
 from gnn.behaviours import LearnsBehaviours
 from gnn.data import EdgeType, Graph, Split
+from gnn.models import cold_map
 from gnn.models.base import Batch, NetOut, TorchRecommender, known_buffers
 from gnn.models.hgt_behaviours import (
     BehaviourInputs,
@@ -175,6 +178,40 @@ class HGTNet(nn.Module):
 class HGT(LearnsBehaviours, TorchRecommender):
     name = "hgt"
     cold_start = True  # a cold item's embedding comes from its KG neighbours
+    COLD_MAP = "cold_map.weight"  # the cold-item map's key among the saved tensors
+
+    def __init__(self, cfg) -> None:
+        super().__init__(cfg)
+        self.cold_weight: Tensor | None = None  # the fitted cold-item map (`cold_map.py`)
+
+    def calibrate(self, split: Split, on_step: Progress | None = None) -> list[dict[str, Any]]:
+        """After the network is fitted: the cold-item map (`cfg.cold_map`), then the blend."""
+        self.cold_weight = None
+        self.meta.pop("cold_map", None)
+        self.invalidate()
+        if self.cfg.cold_map:
+            item = self.embeddings(split.train_graph)[1]
+            self.cold_weight, self.meta["cold_map"] = cold_map.fit(
+                split.train_graph, item, self.meta["kg_edge_types"], self.cfg.seed)
+            self.invalidate()
+        return super().calibrate(split, on_step)
+
+    def _embed(self, graph: Graph) -> tuple[Tensor, Tensor]:
+        user, item = super()._embed(graph)
+        if self.cold_weight is not None:
+            item = cold_map.apply(graph, item, self.cold_weight, self.meta["kg_edge_types"],
+                                  self.meta["cold_map"]["parts"])
+        return user, item
+
+    def state_tensors(self) -> dict[str, Tensor]:
+        state = super().state_tensors()
+        return state if self.cold_weight is None else {**state, self.COLD_MAP: self.cold_weight}
+
+    def restore(self, meta: dict[str, Any], ids: dict[str, np.ndarray],
+                state: dict[str, Tensor]) -> None:
+        state = dict(state)
+        self.cold_weight = state.pop(self.COLD_MAP, None)
+        super().restore(meta, ids, state)
 
     def prepare(self, split: Split) -> None:
         super().prepare(split)
