@@ -37,6 +37,7 @@ layer, residual, in front of the LightGCN propagation (slower on CPU: ~8 s per s
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +61,8 @@ from gnn.models.hgt_behaviours import (
 )
 from gnn.models.lightgcn import _SymmetricSpMM, normalized_adjacency
 from gnn.models.sparse_attention import DstBlock, RelationAttention, aggregate, build_blocks
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -193,6 +196,7 @@ class HGT(LearnsBehaviours, TorchRecommender):
             item = self.embeddings(split.train_graph)[1]
             self.cold_weight, self.meta["cold_map"] = cold_map.fit(
                 split.train_graph, item, self.meta["kg_edge_types"], self.cfg.seed)
+            log.info("cold-item map: %s", self.meta["cold_map"])
             self.invalidate()
         return super().calibrate(split, on_step)
 

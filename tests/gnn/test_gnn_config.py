@@ -29,7 +29,7 @@ def test_settings_win_and_null_means_null():
 
 
 @pytest.mark.parametrize("item,message", [
-    ("colditem=0", "unknown training setting 'colditem': did you mean cold_item_fraction?"),
+    ("cold_item_frac=0", "unknown training setting 'cold_item_frac': did you mean cold_item_fraction"),
     ("epochs", "expected KEY=VALUE"),
     ("=3", "expected KEY=VALUE"),
     ("epochs=abc", "'epochs' must be an integer"),
