@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from gnn.data import EdgeType, Graph
-from gnn.models.pairwise import BRAND, CATEGORY, relation_matrix
+from gnn.models.pairwise import BRAND, CATEGORY, idf, membership_matrix, relation_matrix
 
 RIDGE = 10.0  # insensitive between 1 and 100 on a pseudo-cold validation (the note, issue 13)
 HOLDOUT = 0.2  # share of the warm items held out to record the map's fit
@@ -59,14 +59,8 @@ def parts(graph: Graph, kg_edge_types: list[EdgeType]) -> dict[str, sp.csr_matri
             out[et[1]] = m
     for name, et in (("brand", BRAND), ("category", CATEGORY)):
         if et in mine and et in graph.data.edge_types:
-            ei = graph.data[et].edge_index.numpy()
-            groups = int(graph.data[et[2]].num_nodes)
-            m = sp.csr_matrix((np.ones(ei.shape[1], np.float32), (ei[0], ei[1])),
-                              shape=(graph.n_items, groups))
-            m.data[:] = 1.0
-            size = np.asarray(m.sum(0)).ravel()
-            idf = np.log(graph.n_items / np.maximum(size, 1.0)).astype(np.float32)
-            out[name] = (m @ sp.diags(idf)).tocsr()
+            m = membership_matrix(graph, et)
+            out[name] = (m @ sp.diags(idf(m))).tocsr()
     return out
 
 

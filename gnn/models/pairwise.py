@@ -125,6 +125,18 @@ def relation_matrix(graph: Graph, et: EdgeType) -> sp.csr_matrix:
     return _binary(ei[0], ei[1], (graph.n_items, graph.n_items))
 
 
+def membership_matrix(graph: Graph, et: EdgeType) -> sp.csr_matrix:
+    """[n_items, n_groups] binary: each item's brand or categories (`et`: BRAND, CATEGORY)."""
+    ei = graph.data[et].edge_index.numpy()
+    return _binary(ei[0], ei[1], (graph.n_items, int(graph.data[et[2]].num_nodes)))
+
+
+def idf(member: sp.csr_matrix) -> np.ndarray:
+    """[n_groups] log(n_items / items in the group): a group of every item counts ~0."""
+    size = np.asarray(member.sum(0)).ravel()
+    return np.log(member.shape[0] / np.maximum(size, 1.0)).astype(np.float32)
+
+
 def item_relations(graph: Graph) -> list[EdgeType]:
     """The graph's item->item relations (reverses included: one feature per direction)."""
     return [et for et in graph.kg_edge_types() if et[0] == "item" and et[2] == "item"]
@@ -160,8 +172,7 @@ class LinkFeatures:
         self.matrices: dict[str, sp.csr_matrix] = {et[1]: relation_matrix(graph, et)
                                                    for et in rels}
         if BRAND in graph.data.edge_types:
-            ib = graph.data[BRAND].edge_index.numpy()
-            mb = _binary(ib[0], ib[1], (n, int(graph.data["brand"].num_nodes)))
+            mb = membership_matrix(graph, BRAND)
             same = (mb @ mb.T).tocsr()
             same.setdiag(0)
             same.eliminate_zeros()
@@ -169,16 +180,13 @@ class LinkFeatures:
             self.matrices["brand"] = same
         self.sig = self.sets_idf = None
         if CATEGORY in graph.data.edge_types:
-            ic = graph.data[CATEGORY].edge_index.numpy()
-            mc = _binary(ic[0], ic[1], (n, int(graph.data["category"].num_nodes)))
-            size = np.asarray(mc.sum(0)).ravel()
-            idf = np.log(n / np.maximum(size, 1.0)).astype(np.float32)
+            mc = membership_matrix(graph, CATEGORY)
             # items share few distinct category sets (254 on Beauty): score the sets, then
             # gather per item ([B, S] arithmetic instead of [B, n_items])
             sets, sig = np.unique(mc.toarray(), axis=0, return_inverse=True)
             self.member = mc
             self.sig = torch.from_numpy(sig.reshape(-1).astype(np.int64))
-            self.sets_idf = torch.from_numpy((sets * idf).astype(np.float32))  # [S, C]
+            self.sets_idf = torch.from_numpy((sets * idf(mc)).astype(np.float32))  # [S, C]
         counts = np.bincount(graph.history[1].numpy(), minlength=n).astype(np.float32)
         self.pop = torch.from_numpy(np.log1p(counts))
 
