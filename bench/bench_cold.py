@@ -16,8 +16,11 @@ and `either` (a hit when either list has it). Pair-level hit rates (the benchmar
 cold Recall@20 averages per user: close, not equal).
 With `--recalibrate` the saved network is calibrated again with the current code before it is
 scored (`model.calibrate`: hgt's cold-item map, then the blend weights on validation, as a
-training run at this commit does after restoring its best state): rows `network + map` and
-`hgt + map`. Several `--run` (with as many `--kglink-run`) give one table per run and the
+training run at this commit does after restoring its best state): rows `network + map`,
+`hgt + map` (the blend, without the cold-item scorer), `hgt + map + scorer` (the product: the
+scorer orders the cold items) and `scorer on links only` (the ablation: the same scorer fitted
+the same way on the KG link features alone, no network feature: what a learned link count
+reaches). Several `--run` (with as many `--kglink-run`) give one table per run and the
 benchmark's own cold metric (cold Recall@20, per user, `gnn.evaluate`) as mean ± std.
 Writes bench/results/NAME.json and .md with the commit, the command, the data fingerprint, the
 date and the machine.
@@ -38,6 +41,7 @@ from provenance import REPO, fingerprint, footer, provenance
 
 from gnn.data import make_split
 from gnn.evaluate import evaluate, topk_scores
+from gnn.models import cold_head
 from gnn.models.pairwise import history_matrix, item_relations, relation_matrix
 from gnn.rundir import RunDir
 from gnn.snapshot import GraphSnapshot
@@ -99,11 +103,29 @@ def one_run(snapshot, run: Path, kglink_run: Path | None, recalibrate: bool) -> 
     calibration = None
     if recalibrate:
         model.calibrate(split)
+        head, model.cold_head = model.cold_head, None  # the map alone first
+        calibration = {k: model.meta.get(k) for k in ("cold_map", "blend", "cold_head")}
         network, blended = network_and_blended()
         hits["network + map"] = top_hits(network, split, users)
         hits["hgt + map"] = top_hits(blended, split, users)
         metric["hgt + map"] = cold_recall(model, split)
-        calibration = {"cold_map": model.meta.get("cold_map"), "blend": model.meta.get("blend")}
+        if head is not None:
+            model.cold_head = head
+            hits["hgt + map + scorer"] = top_hits(model.score_users(users, g).float(), split,
+                                                  users)
+            metric["hgt + map + scorer"] = cold_recall(model, split)
+            # ablation: the same scorer, fitted the same way, on the KG link features alone
+            user, item = model.embeddings(split.train_graph)
+            links = [n for n in model.meta["cold_head"]["features"]
+                     if n not in cold_head.NETWORK]
+            model.cold_head, links_record = cold_head.fit(
+                split, user, item, model.cold_weight, model.meta["kg_edge_types"],
+                model.meta["cold_map"]["parts"], model.cfg.seed, names=links)
+            model.meta["cold_head"] = calibration["cold_head_links_only"] = links_record
+            hits["scorer on links only"] = top_hits(model.score_users(users, g).float(),
+                                                    split, users)
+            metric["scorer on links only"] = cold_recall(model, split)
+
     out = {name: rates(h, linked) for name, h in hits.items()}
     out["route (bound)"] = rates(torch.where(linked, hits["kglink"], hits["network"]), linked)
     out["either (bound)"] = rates(hits["kglink"] | hits["network"], linked)

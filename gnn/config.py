@@ -67,6 +67,9 @@ class TrainConfig:
     cold_map: bool = True  # hgt: an item without interactions gets the embedding a ridge map
     # from its KG neighbourhood predicts, fitted on the warm items after training
     # (gnn/models/cold_map.py); false: the network's own KG-propagated embedding
+    cold_head: bool = True  # hgt, with the cold map: the items without interactions are ordered
+    # for each user by a small network over the network's scores and the KG links to the
+    # history, fitted on pseudo-cold validation pairs (gnn/models/cold_head.py)
     # --- ablations (bench/bench_models.py --ablations)
     attention: bool = True  # hgt: False = uniform weights within each relation (1 / in-degree,
     # times the learned relation weight): no query/key attention parameters at all

@@ -80,7 +80,7 @@ def train_run(snapshot: GraphSnapshot, cfg: TrainConfig, rd: RunDir | Path,
            "val_ndcg@20": res.best_score, "world_size": world, **metrics,
            "peak_rss_mb": round(peak_rss_mb(), 1),
            **({"peak_gpu_mb": round(gpu, 1)} if (gpu := peak_gpu_mb()) is not None else {}),
-           **{k: model.meta[k] for k in ("blend", "cold_map") if model.meta.get(k)}}
+           **{k: model.meta[k] for k in ("blend", "cold_map", "cold_head") if model.meta.get(k)}}
     rd.save_metrics(out)
     rd.save_history(res.history)
     if res.calibration:

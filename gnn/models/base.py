@@ -344,8 +344,13 @@ class TorchRecommender(Recommender):
             scores = self.blend.apply(scores, users, graph)
         return scores
 
+    @property
+    def scores_by_row(self) -> bool:
+        """A pair's score depends on the user's whole row (the blend standardises per user)."""
+        return self.blend.active
+
     def score(self, users: Tensor, items: Tensor, source: Source = None) -> Tensor:
-        if self.blend.active:  # standardised per user: whole rows, in blocks of pairs
+        if self.scores_by_row:  # whole rows, in blocks of pairs
             return torch.cat([self.score_users(u, source).gather(1, i.view(-1, 1)).view(-1)
                               for u, i in zip(users.split(1024), items.split(1024))]) \
                 if len(users) else torch.zeros(0)

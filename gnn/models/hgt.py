@@ -50,8 +50,8 @@ from torch_geometric.nn import GATv2Conv, HeteroConv, HGTConv
 from core.progress import Progress
 from gnn.behaviours import LearnsBehaviours
 from gnn.data import EdgeType, Graph, Split
-from gnn.models import cold_map
-from gnn.models.base import Batch, NetOut, TorchRecommender, known_buffers
+from gnn.models import cold_head, cold_map
+from gnn.models.base import Batch, NetOut, Source, TorchRecommender, known_buffers
 from gnn.models.hgt_behaviours import (
     BehaviourInputs,
     BehaviourPair,
@@ -182,15 +182,19 @@ class HGT(LearnsBehaviours, TorchRecommender):
     name = "hgt"
     cold_start = True  # a cold item's embedding comes from its KG neighbours
     COLD_MAP = "cold_map.weight"  # the cold-item map's key among the saved tensors
+    COLD_HEAD = "cold_head."  # the prefix of the cold-item scorer's saved tensors
 
     def __init__(self, cfg) -> None:
         super().__init__(cfg)
         self.cold_weight: Tensor | None = None  # the fitted cold-item map (`cold_map.py`)
+        self.cold_head: cold_head.ColdHead | None = None  # its scorer (`cold_head.py`)
 
     def calibrate(self, split: Split, on_step: Progress | None = None) -> list[dict[str, Any]]:
-        """After the network is fitted: the cold-item map (`cfg.cold_map`), then the blend."""
-        self.cold_weight = None
-        self.meta.pop("cold_map", None)
+        """After the network is fitted: the cold-item map (`cfg.cold_map`), the blend, then the
+        cold-item scorer (`cfg.cold_head`, on the map)."""
+        self.cold_weight, self.cold_head = None, None
+        for key in ("cold_map", "cold_head"):
+            self.meta.pop(key, None)
         self.invalidate()
         if self.cfg.cold_map:
             item = self.embeddings(split.train_graph)[1]
@@ -198,7 +202,33 @@ class HGT(LearnsBehaviours, TorchRecommender):
                 split.train_graph, item, self.meta["kg_edge_types"], self.cfg.seed)
             log.info("cold-item map: %s", self.meta["cold_map"])
             self.invalidate()
-        return super().calibrate(split, on_step)
+        record = super().calibrate(split, on_step)
+        if self.cfg.cold_head and self.cold_weight is not None:
+            if on_step:
+                on_step("cold-item scorer", 0, 1)
+            user, item = self.embeddings(split.train_graph)
+            self.cold_head, self.meta["cold_head"] = cold_head.fit(
+                split, user, item, self.cold_weight, self.meta["kg_edge_types"],
+                self.meta["cold_map"]["parts"], self.cfg.seed)
+            log.info("cold-item scorer: %s", self.meta["cold_head"])
+        return record
+
+    @property
+    def dot_product_only(self) -> bool:
+        return super().dot_product_only and self.cold_head is None
+
+    @property
+    def scores_by_row(self) -> bool:
+        return super().scores_by_row or self.cold_head is not None
+
+    def score_users(self, users: Tensor, source: Source = None) -> Tensor:
+        scores = super().score_users(users, source)
+        if self.cold_head is None:
+            return scores
+        graph = self._graph(source)
+        user, item = self.embeddings(graph)
+        return cold_head.apply(self.cold_head, self.meta["cold_head"]["features"], scores,
+                               users, graph, user, item)
 
     def _embed(self, graph: Graph) -> tuple[Tensor, Tensor]:
         user, item = super()._embed(graph)
@@ -209,12 +239,23 @@ class HGT(LearnsBehaviours, TorchRecommender):
 
     def state_tensors(self) -> dict[str, Tensor]:
         state = super().state_tensors()
-        return state if self.cold_weight is None else {**state, self.COLD_MAP: self.cold_weight}
+        if self.cold_weight is not None:
+            state[self.COLD_MAP] = self.cold_weight
+        if self.cold_head is not None:
+            state.update({self.COLD_HEAD + k: v for k, v in self.cold_head.state_dict().items()})
+        return state
 
     def restore(self, meta: dict[str, Any], ids: dict[str, np.ndarray],
                 state: dict[str, Tensor]) -> None:
         state = dict(state)
         self.cold_weight = state.pop(self.COLD_MAP, None)
+        head = {k[len(self.COLD_HEAD):]: state.pop(k) for k in list(state)
+                if k.startswith(self.COLD_HEAD)}
+        self.cold_head = None
+        if head:
+            self.cold_head = cold_head.ColdHead(len(meta["cold_head"]["features"]))
+            self.cold_head.load_state_dict(head)
+            self.cold_head.eval()
         super().restore(meta, ids, state)
 
     def prepare(self, split: Split) -> None:

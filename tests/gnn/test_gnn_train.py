@@ -54,6 +54,7 @@ def test_hgt_is_deterministic_and_evaluate_reproduces(slice_snapshot, tmp_path):
     assert strip(a) == strip(b)
     # the cold-item map was fitted on the slice's KG, and is saved: evaluation reproduces it
     assert a["cold_map"]["fitted"] and "also_bought" in a["cold_map"]["parts"]
+    assert a["cold_head"]["fitted"] and "also_bought" in a["cold_head"]["features"]
     again = evaluate_run(slice_snapshot, tmp_path / "a")
     assert strip(again) == strip(a)
     c = train_run(slice_snapshot, hgt_config(seed=1), tmp_path / "c", progress=False)
