@@ -83,6 +83,18 @@ def checkerboard(n_per_group: int = 12, n_items: int = 10, extra: dict | None = 
     return build_snapshot(nodes, {"REVIEWED": inter, **kg, **(extra or {})})
 
 
+def own_kind_share(board: GraphSnapshot, model, graph, candidates) -> float:
+    """The share of the checkerboard's users whose first recommendation among `candidates` is
+    of the user's own kind (A or B)."""
+    import torch
+
+    users = torch.arange(graph.n_users)
+    top, _ = model.recommend(users, k=1, candidates=candidates, source=graph)
+    own = [board.ids["item"][i][0] == board.ids["user"][u][0]
+           for u, i in zip(users.tolist(), top[:, 0].tolist())]
+    return sum(own) / len(own)
+
+
 def fast_config(model: str, **over) -> TrainConfig:
     """Small and quick: for tests only."""
     values = dict(epochs=15, dim=16, batch_size=256, lr=0.02, patience=100, eval_batch=512,
