@@ -325,7 +325,7 @@ class TorchRecommender(Recommender):
 
     @property
     def dot_product_only(self) -> bool:
-        return self.net is None or (self.net.pair is None and not self.blend.active)
+        return self.net is None or (self.net.pair is None and not self.scores_by_row)
 
     @property
     def scores_cold_items(self) -> bool:

@@ -42,12 +42,12 @@ import time
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
 from gnn.data import EdgeType, Graph, Split
 from gnn.models import cold_map
+from gnn.models.blend import standardise
 from gnn.models.pairwise import LinkFeatures, link_features
 
 log = logging.getLogger(__name__)
@@ -64,24 +64,8 @@ CHUNK = 1 << 24  # feature values per scoring chunk (64 MB)
 NETWORK = ("network", "history_mean", "history_cosine")
 
 
-def _z(x: Tensor) -> Tensor:
-    x = x - x.mean(1, keepdim=True)
-    return x / x.std(1, keepdim=True).nan_to_num(0.0).clamp_min(1e-6)
-
-
 def link_names(lf: LinkFeatures) -> list[str]:
     return [n for n in lf.names if n != "pop"]
-
-
-def link_columns(lf: LinkFeatures, rows: sp.csr_matrix, items: np.ndarray, name: str) -> Tensor:
-    """[B, len(items)]: the link feature `name` of the history rows `rows` over `items` only."""
-    if name == "category":
-        profile = torch.from_numpy(np.asarray((rows @ lf.member).todense(), np.float32))
-        per_set = torch.log1p(profile @ lf.sets_idf.T)  # [B, S]
-        return per_set.index_select(1, lf.sig[torch.from_numpy(items)])
-    x = (rows @ lf.matrices[name][:, items]).tocsr()
-    x.data = np.log1p(x.data)
-    return torch.from_numpy(x.toarray().astype(np.float32))
 
 
 def features(graph: Graph, users: Tensor, items: np.ndarray, user_emb: Tensor,
@@ -94,9 +78,9 @@ def features(graph: Graph, users: Tensor, items: np.ndarray, user_emb: Tensor,
     hist_sum = torch.from_numpy(np.asarray(rows @ item_emb.numpy(), np.float32))
     n_hist = torch.from_numpy(np.asarray(rows.sum(1), np.float32)).clamp_min(1.0)
     unit = nn.functional.normalize(item_emb, dim=1)
-    cols = {"network": lambda: _z(user_emb[users] @ cand.T),
-            "history_mean": lambda: _z((hist_sum / n_hist) @ cand.T),
-            "history_cosine": lambda: _z(torch.from_numpy(
+    cols = {"network": lambda: standardise(user_emb[users] @ cand.T),
+            "history_mean": lambda: standardise((hist_sum / n_hist) @ cand.T),
+            "history_cosine": lambda: standardise(torch.from_numpy(
                 np.asarray(rows @ unit.numpy(), np.float32)) @ unit[torch.from_numpy(items)].T)}
     have = set(link_names(lf))
     out = torch.zeros(len(users), len(items), len(names))
@@ -104,7 +88,7 @@ def features(graph: Graph, users: Tensor, items: np.ndarray, user_emb: Tensor,
         if name in cols:
             out[..., k] = cols[name]()
         elif name in have:
-            out[..., k] = link_columns(lf, rows, items, name)
+            out[..., k] = lf.columns(rows, name, items)
     return out
 
 
@@ -223,7 +207,7 @@ def apply(head: ColdHead, names: list[str], scores: Tensor, users: Tensor, graph
     mu, sd = block.mean(1, keepdim=True), block.std(1, keepdim=True).nan_to_num(0.0)
     step = max(1, CHUNK // (len(cold) * len(names)))
     with torch.no_grad():
-        h = torch.cat([_scores(head, features(graph, u, cold, user_emb, item_emb, names))
+        h = torch.cat([head(features(graph, u, cold, user_emb, item_emb, names))
                        for u in users.cpu().split(step)])
-    scores[:, c] = (mu + sd * _z(h)).to(scores.dtype)
+    scores[:, c] = (mu + sd * standardise(h)).to(scores.dtype)
     return scores

@@ -214,10 +214,6 @@ class HGT(LearnsBehaviours, TorchRecommender):
         return record
 
     @property
-    def dot_product_only(self) -> bool:
-        return super().dot_product_only and self.cold_head is None
-
-    @property
     def scores_by_row(self) -> bool:
         return super().scores_by_row or self.cold_head is not None
 

@@ -201,9 +201,7 @@ class LinkFeatures:
         b, n = rows.shape[0], self.n_items
         w_cat, w_pop = float(weights.get("category", 0.0)), float(weights.get("pop", 0.0))
         if w_cat and self.sig is not None:
-            profile = torch.from_numpy(np.asarray((rows @ self.member).todense(), np.float32))
-            per_set = torch.log1p(profile @ self.sets_idf.T) * w_cat  # [B, S]
-            out = per_set.index_select(1, self.sig)
+            out = (self._category_sets(rows) * w_cat).index_select(1, self.sig)
         else:
             out = torch.zeros(b, n)
         if w_pop:
@@ -221,6 +219,21 @@ class LinkFeatures:
             out.view(-1).index_add_(0, keys, torch.from_numpy(acc.data.astype(np.float32,
                                                                                copy=False)))
         return out
+
+    def _category_sets(self, rows: sp.csr_matrix) -> Tensor:
+        """[B, S]: the category feature of each row against each distinct category set."""
+        profile = torch.from_numpy(np.asarray((rows @ self.member).todense(), np.float32))
+        return torch.log1p(profile @ self.sets_idf.T)
+
+    def columns(self, rows: sp.csr_matrix, name: str, items: np.ndarray) -> Tensor:
+        """[B, len(items)]: the link feature `name` (a relation, brand or category; not pop) of
+        the sets `rows` over `items` only (what `weighted(rows, {name: 1})[:, items]` gives,
+        without the other columns)."""
+        if name == "category":
+            return self._category_sets(rows).index_select(1, self.sig[torch.from_numpy(items)])
+        x = (rows @ self.matrices[name][:, items]).tocsr()
+        x.data = np.log1p(x.data)
+        return torch.from_numpy(x.toarray().astype(np.float32))
 
     def users(self, users: Tensor) -> sp.csr_matrix:
         """The histories of `users` as indicator rows."""
