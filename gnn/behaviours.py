@@ -7,7 +7,7 @@ reviewed, ...) is *auxiliary*: it stays in the message-passing graph, and its it
 rankable (the published protocol of the multi-behaviour papers: MBGCN, CRGCN, MuLe).
 
 `TrainConfig.behaviours` chooses them:
-    "auto"     the model's own default (hgt and behaviour-pop: "all"; lightgcn: "target")
+    "auto"     the model's own default (hgt, behaviour-pop, behaviour-knn: "all"; others: "target")
     "all"      every user->item relation of the graph
     "target"   the target relation only (today's single-relation models)
     "a,b"      the target plus the named relations (e.g. "carted,favorited")
@@ -25,7 +25,7 @@ from torch import Tensor
 from core.errors import ConfigError
 from gnn.data import EdgeType, Graph, is_member, pair_keys
 
-AUTO_DEFAULT = {"hgt": "all", "behaviour-pop": "all"}  # any other model: "target"
+AUTO_DEFAULT = {"hgt": "all", "behaviour-pop": "all", "behaviour-knn": "all"}  # any other model: "target"
 
 
 def resolve(which: str, model: str) -> str:

@@ -23,10 +23,10 @@ from core.errors import ConfigError
 log = logging.getLogger(__name__)
 
 MODELS = ("hgt", "lightgcn", "lightgcn-kg", "mf", "itemknn", "pop", "kglink",
-          "behaviour-pop")
+          "behaviour-pop", "behaviour-knn")
 KG_PARTS = ("item-item", "brand", "category")  # what `kg_exclude` can drop
 LOSSES = ("bpr", "softmax")
-BLEND_PRIORS = ("kglink", "behaviour-pop")  # the no-learning scorers a network may be fused with
+BLEND_PRIORS = ("kglink", "behaviour-pop", "itemknn")  # the no-learning scorers a network may be fused with
 SPLITS = ("auto", "given", "temporal")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCALINGS = ("none", "sqrt", "linear")
@@ -279,6 +279,7 @@ def _describe(allowed: tuple[type, ...]) -> str:
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "pop": {"epochs": 1},  # nothing to tune
     "behaviour-pop": {"epochs": 1},  # no training: the type weights are fixed (gnn/models/behaviour_pop.py)
+    "behaviour-knn": {"epochs": 1, "knn_neighbours": 100},  # the same, itemknn's neighbours
     "itemknn": {"epochs": 1, "knn_neighbours": 100},  # hand-set (a common default), not tuned
     # kglink: `epochs` = passes of coordinate ascent over its weights; the weights themselves
     # are fitted on the validation edges by every run (gnn/models/kglink.py), so nothing here

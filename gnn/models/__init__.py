@@ -7,7 +7,7 @@ from gnn.models.base import Recommender
 
 
 def registry() -> dict[str, type[Recommender]]:
-    from gnn.models.behaviour_pop import BehaviourPop
+    from gnn.models.behaviour_pop import BehaviourKNN, BehaviourPop
     from gnn.models.hgt import HGT
     from gnn.models.itemknn import ItemKNN
     from gnn.models.kglink import KGLink
@@ -17,7 +17,7 @@ def registry() -> dict[str, type[Recommender]]:
     from gnn.models.pop import Popularity
 
     return {m.name: m for m in (HGT, LightGCN, LightGCNKG, MF, ItemKNN, Popularity, KGLink,
-                                BehaviourPop)}
+                                BehaviourPop, BehaviourKNN)}
 
 
 def create(name: str, cfg: TrainConfig | None = None) -> Recommender:

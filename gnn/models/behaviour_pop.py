@@ -9,9 +9,17 @@ ordered by their weighted behaviours (popularity breaks ties); then everything e
 popularity (target-relation counts of the current graph). The weights (`WEIGHTS`) are the ones
 picked on Tmall's validation purchases by the issue-9 prototype (carts 2, favourites 1: within
 0.1 % of the best of a 36-point grid); views count half, as the weakest signal.
+
+`behaviour-knn`: the same, with item-item co-occurrence over every behaviour (`itemknn` with
+`behaviours=all`) instead of popularity after the user's own items — the strongest no-learning
+heuristic of the multi-behaviour signal we know (Tmall, issue 9):
+
+    score(u, i) = own(u, i) + [own(u, i) > 0] + 0.999 knn(u, i) / max_j knn(u, j) + 0.001 pop(i)
 """
 
 from __future__ import annotations
+
+from dataclasses import replace as changed
 
 import torch
 from torch import Tensor
@@ -19,6 +27,7 @@ from torch import Tensor
 from gnn.behaviours import BehaviourIndex, behaviour_types, resolve
 from gnn.data import Graph
 from gnn.models.base import MemoryRecommender, Source
+from gnn.models.itemknn import ItemKNN
 
 WEIGHTS = {"carted": 2.0, "favorited": 1.0, "viewed": 0.5}  # any other behaviour: 1
 
@@ -45,9 +54,13 @@ class BehaviourPop(MemoryRecommender):
     def weights(self, index: BehaviourIndex) -> Tensor:
         return torch.tensor([WEIGHTS.get(et[1], 1.0) for et in index.relations])
 
+    def tail(self, users: Tensor, graph: Graph) -> Tensor:
+        """[len(users), n_items] scores in [0, 1) that order what is not the user's own."""
+        return super().score_users(users, graph)
+
     def score_users(self, users: Tensor, source: Source = None) -> Tensor:
         graph = self._graph(source)
-        scores = super().score_users(users, graph)
+        scores = self.tail(users, graph)
         index = self.index(graph)
         own = torch.zeros_like(scores)
         for r, w in enumerate(self.weights(index).tolist()):
@@ -59,3 +72,20 @@ class BehaviourPop(MemoryRecommender):
         index = self.index(graph)
         own = (index.features(users, items) * self.weights(index)).sum(-1)
         return super().score(users, items, graph) + own + (own > 0).float()
+
+
+class BehaviourKNN(BehaviourPop):
+    name = "behaviour-knn"
+
+    def __init__(self, cfg) -> None:
+        super().__init__(cfg)
+        self.knn = ItemKNN(changed(cfg, behaviours=resolve(cfg.behaviours, self.name)))
+
+    def tail(self, users: Tensor, graph: Graph) -> Tensor:
+        knn = self.knn.score_users(users, graph)
+        knn = knn / knn.amax(dim=1, keepdim=True).clamp_(min=1e-12)
+        return knn.mul_(0.999).add_(super().tail(users, graph), alpha=1e-3)
+
+    def score(self, users: Tensor, items: Tensor, source: Source = None) -> Tensor:
+        block = self.score_users(users, source)  # the tail is normalised per user
+        return block.gather(1, items.view(-1, 1)).view(-1)

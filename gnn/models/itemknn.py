@@ -3,6 +3,11 @@
 sim(i, j) = |U_i ∩ U_j| / (sqrt(|U_i| |U_j|) + shrink), the `knn_neighbours` most similar kept per
 item; score(u, i) = sum of sim(j, i) over the items j in u's history. Computed from the current
 graph (memory-based: a new snapshot's histories are used as they are).
+
+`--set behaviours=all` (issue 9): a user's "history" is every item the user has any behaviour
+with (purchase, cart, favourite, view, review: each pair once), for the similarities and for the
+profile alike — the no-learning multi-behaviour co-occurrence baseline, and a prior of hgt's
+blend (`gnn.models.blend`). The default is the target relation only.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from gnn.behaviours import behaviour_types, merged_pairs, resolve
 from gnn.data import Graph
 from gnn.models.base import MemoryRecommender, Source
 
@@ -19,11 +25,17 @@ from gnn.models.base import MemoryRecommender, Source
 class ItemKNN(MemoryRecommender):
     name = "itemknn"
 
+    def pairs(self, graph: Graph) -> Tensor:
+        """[2, E] the (user, item) pairs of the behaviours it counts, each once."""
+        which = resolve(self.cfg.behaviours, self.name)
+        return merged_pairs(graph, behaviour_types(graph, which))
+
     def _similarity(self, graph: Graph) -> sp.csr_matrix:
-        key = f"itemknn:{self.cfg.knn_neighbours}:{self.cfg.knn_shrink}"
+        which = resolve(self.cfg.behaviours, self.name)
+        key = f"itemknn:{self.cfg.knn_neighbours}:{self.cfg.knn_shrink}:{which}"
         if key in graph.cache:
             return graph.cache[key]
-        h = graph.history.numpy()
+        h = self.pairs(graph).numpy()
         r = sp.csr_matrix((np.ones(h.shape[1], np.float32), (h[0], h[1])),
                           shape=(graph.n_users, graph.n_items))
         r.data[:] = 1.0  # binary, whatever the duplicates
@@ -45,7 +57,7 @@ class ItemKNN(MemoryRecommender):
 
     def _embed(self, graph: Graph) -> tuple[Tensor, Tensor]:
         """Sparse: user_emb = the history matrix R, item_emb = S^T (score = R S)."""
-        h = graph.history
+        h = self.pairs(graph)
         hist = torch.sparse_coo_tensor(h, torch.ones(h.size(1)), (graph.n_users, graph.n_items),
                                        check_invariants=False).coalesce()
         st = self._similarity(graph).T.tocoo()

@@ -71,9 +71,9 @@ def train(
         [], "--set", metavar="KEY=VALUE",
         help="Any training setting (a TrainConfig field), repeatable; wins over the options "
              "above. E.g. --set cold_item_fraction=0 --set max_minutes=null; behaviours=all|"
-             "target|carted,favorited (what the model learns from; default: all for hgt and "
-             "behaviour-pop, the target for lightgcn); aux_test_edges=keep|drop (the held-out "
-             "pairs' own cart/favourite/view edges)."),
+             "target|carted,favorited (what the model learns from; default: all for hgt, "
+             "behaviour-pop and behaviour-knn, the target for lightgcn and itemknn); "
+             "aux_test_edges=keep|drop (the held-out pairs' own cart/favourite/view edges)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run's last checkpoint "
                                                         "(same model)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run of this "

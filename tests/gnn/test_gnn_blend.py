@@ -103,21 +103,22 @@ def test_priors_see_only_what_the_model_sees(slice_snapshot):
     board = board_with_behaviours()
     split = make_split(board, fast_config("hgt", split="given", cold_item_fraction=0.0))
     g = split.train_graph
-    assert available(g, fast_config("hgt", blend="auto")) == ["kglink", "behaviour-pop"]
+    assert available(g, fast_config("hgt", blend="auto")) == \
+        ["kglink", "behaviour-pop", "itemknn"]
     # the target-only ablation has no auxiliary behaviours to count, a KG ablation no links
     assert available(g, fast_config("hgt", blend="auto", behaviours="target")) == ["kglink"]
     assert available(g, fast_config("hgt", blend="auto", kg_exclude="brand")) == \
-        ["behaviour-pop"]
+        ["behaviour-pop", "itemknn"]
     assert available(g, fast_config("lightgcn", blend="auto")) == ["kglink"]  # target only
     assert available(g, fast_config("hgt", blend="off")) == []
     with pytest.raises(ConfigError, match="'blend' must be"):
         fast_config("hgt", blend="kglink,magic")
 
 
-def test_a_multi_behaviour_blend_fits_both_priors():
+def test_a_multi_behaviour_blend_fits_every_prior():
     model, split, res = fit("hgt", board_with_behaviours(), split="given",
                             cold_item_fraction=0.0, epochs=4)
-    assert set(model.meta["blend"]) == {"kglink", "behaviour-pop"}
+    assert set(model.meta["blend"]) == {"kglink", "behaviour-pop", "itemknn"}
     assert all(0.0 <= a for a in alphas(model).values())
     chosen = max((r for r in res.calibration if "alphas" in r), key=lambda r: r["val_ndcg@20"])
     assert chosen["alphas"] == alphas(model)  # the best of the search is what the model uses

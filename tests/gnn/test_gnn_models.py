@@ -14,7 +14,8 @@ from gnn.evaluate import evaluate_split
 from gnn.models import create, registry
 from gnn.trainer import Trainer
 
-MODELS = ["pop", "itemknn", "mf", "lightgcn", "hgt", "lightgcn-kg", "kglink", "behaviour-pop"]
+MODELS = ["pop", "itemknn", "mf", "lightgcn", "hgt", "lightgcn-kg", "kglink", "behaviour-pop",
+          "behaviour-knn"]
 _FITTED: dict[str, tuple] = {}
 
 

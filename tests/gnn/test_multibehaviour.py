@@ -155,6 +155,54 @@ def test_behaviour_pop_puts_the_users_own_items_first_then_popularity(mb_board):
     assert torch.allclose(s, model.score_users(users)[users, items[:, 0]])
 
 
+def any_behaviour_items(graph) -> dict[int, set[int]]:
+    """Per user, the items of any user-item relation of `graph` (the target: its history)."""
+    out: dict[int, set[int]] = {}
+    for ei in [graph.history] + [graph.data[et].edge_index for et in (FAV, CART)]:
+        for u, i in ei.t().tolist():
+            out.setdefault(u, set()).add(i)
+    return out
+
+
+def test_itemknn_over_every_behaviour_counts_co_occurrence_across_them(mb_board):
+    model, split, _ = fit("itemknn", mb_board, behaviours="all", knn_neighbours=10_000)
+    target, _, _ = fit("itemknn", mb_board, knn_neighbours=10_000)
+    g = split.eval_graph
+    hist = any_behaviour_items(g)
+    holders: dict[int, set[int]] = {}
+    for u, items in hist.items():
+        for i in items:
+            holders.setdefault(i, set()).add(u)
+    users = torch.arange(g.n_users)
+    block = model.score_users(users, g)
+    for u in range(0, g.n_users, 7):  # the definition, from the pairs themselves
+        for i in range(0, g.n_items, 5):
+            want = sum(len(holders[j] & holders.get(i, set()))
+                       / (len(holders[j]) * len(holders.get(i, ()))) ** 0.5
+                       for j in hist.get(u, ()) if j != i and holders.get(i))
+            assert block[u, i].item() == pytest.approx(want, abs=1e-5)
+    assert not torch.allclose(block, target.score_users(users, g))  # the target alone differs
+
+
+def test_behaviour_knn_puts_own_items_first_then_itemknn_over_every_behaviour(mb_board):
+    model, split, _ = fit("behaviour-knn", mb_board)
+    knn, _, _ = fit("itemknn", mb_board, behaviours="all")
+    assert evaluate_split(model, split, ks=(1,))["hr@1"] == 1.0  # the favourite test item
+    g = split.eval_graph
+    users = torch.arange(g.n_users)
+    scores, by_knn = model.score_users(users, g), knn.score_users(users, g)
+    own = model.index(g)
+    for u in users.tolist():
+        mine = set().union(*(own.rows[r][u].indices.tolist() for r in range(len(own.rows))))
+        rest = [i for i in range(g.n_items) if i not in mine]
+        assert all(scores[u, i] > scores[u, rest].max() for i in mine)  # own items first
+        ranked = torch.as_tensor(rest)[scores[u, rest].argsort(descending=True)]
+        k = by_knn[u, ranked]
+        assert (k[:-1] >= k[1:] - 1e-6).all()  # then in itemknn's order
+    assert torch.allclose(model.score(users, users % g.n_items),
+                          scores[users, users % g.n_items])
+
+
 def test_lightgcn_merges_behaviours_but_excludes_only_the_target_history(mb_board):
     model, split, _ = fit("lightgcn", mb_board, behaviours="all", epochs=3)
     adj = model.inputs(split.eval_graph, torch.device("cpu")).adj
