@@ -137,6 +137,10 @@ class Blend:
                                "evaluations": len(search),
                                "seconds": round(time.perf_counter() - t0, 1)})
 
+        # two passes for two or more priors; one prior is settled by its first pass
+        passes = 1 if len(names) == 1 else 2
+        total = 1 + passes * len(names) * (len(GRID) - 1)  # the most coordinate_ascent scores
+
         def score(alphas: dict[str, float]) -> float:
             for n, a in alphas.items():
                 self.meta[n]["alpha"] = a
@@ -144,12 +148,10 @@ class Blend:
             record.append({"alphas": dict(alphas), "val_ndcg@20": val["ndcg@20"],
                            "seconds": round(time.perf_counter() - t0, 1)})
             if on_step:
-                on_step("blend weights", 1, len(names) * (len(GRID) - 1))
+                on_step("blend weights", 1, total)
             return val["ndcg@20"]
 
-        # two passes for two priors; one prior is settled by its first pass
-        alphas, best = coordinate_ascent(dict.fromkeys(names, 0.0), GRID, score,
-                                         passes=1 if len(names) == 1 else 2)
+        alphas, best = coordinate_ascent(dict.fromkeys(names, 0.0), GRID, score, passes)
         for n, a in alphas.items():
             self.meta[n]["alpha"] = a
         log.info("blend %s (val ndcg@20 %.4f)", alphas, best)
