@@ -8,9 +8,10 @@ of what the graph holds: `kglink` (item-item links, shared brand and categories)
 knowledge graph; where it has auxiliary behaviours, `behaviour-pop` (the user's own carts,
 favourites, views) and `itemknn` over every behaviour (item-item co-occurrence across purchases,
 carts, favourites: on Tmall it alone is as good as the network, HR@10 0.119 against 0.116, and
-the blend of the three 0.161 — the network smooths the exact co-occurrence away). With the target relation only, `itemknn`'s co-occurrence
-is of the edges the network itself learns from, and it is not used. `--set blend=auto` (hgt's
-default) uses those the graph has, `off` none, or a comma list of their names.
+the blend of the three 0.161 — the network smooths the exact co-occurrence away). With the
+target relation only, `itemknn`'s co-occurrence is of the edges the network itself learns from,
+and it is not used. `--set blend=auto` (hgt's default) uses those the graph has, `off` none, or
+a comma list of their names.
 
 Why (issues 9 and 13): the link count alone beats the network on Beauty, and the user's own
 carts are most of the Tmall signal; the network learns what the counts cannot (collaborative
