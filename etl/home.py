@@ -10,8 +10,10 @@
 
 Files are replaced atomically through a unique temporary name in their own directory
 (`core.io.atomic_write`), so a killed load leaves the old file or the new one, and two processes
-never share a temporary file. The quarantine files live in `KGREC_QUARANTINE_DIR` (0700, files
-0600: they hold raw rows with user ids).
+never share a temporary file. A load killed mid-write leaves its temporary file behind; the next
+load removes such leftovers once it holds the lock (no other load can be writing then). The
+quarantine files live in `KGREC_QUARANTINE_DIR` (0700, files 0600: they hold raw rows with user
+ids).
 
 One salt per home: the same user id gets the same pseudonym on every load into this home. A
 graph never mixes plain and pseudonymized user ids (`check_user_ids`): each returning user would
@@ -70,7 +72,16 @@ class EtlHome:
         if another load of this home holds it."""
         self.prepare()
         with file_lock(self.etl_dir / "load.lock", on_wait=on_wait):
+            self.remove_leftovers()
             yield
+
+    def remove_leftovers(self) -> list[Path]:
+        """Delete the temporary files of killed loads (the event store's and the checkpoints'
+        `.NAME.*.tmp`); call with the lock held. The removed paths."""
+        stale = [*self.root.glob(f".{self.events.name}.*.tmp"), *self.etl_dir.glob(".*.json.*.tmp")]
+        for f in stale:
+            f.unlink(missing_ok=True)
+        return stale
 
     def forget_loads(self) -> None:
         """Drop the event store and the load checkpoints (after the graph was emptied: a later

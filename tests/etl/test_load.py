@@ -81,8 +81,12 @@ def test_killed_load_resumes_to_the_same_graph(empty_store, cli_env, tmp_path):
     partial = empty_store.counts()
     assert partial["REVIEWED"] < ref_counts["REVIEWED"]  # it really stopped midway
 
+    # a kill mid-write may leave a temporary file; whether it did is timing, so make one
+    stale = home / "etl" / ".0123456789abcdef.json.x1y2z3.tmp"
+    stale.write_text("{")
     out = kgrec(cli_env, "etl", "load", "--format", "amazon-kg", src, "--batch-size", "40").stdout
     assert "resumed steps" in out
+    assert not stale.exists()  # the resumed load cleared what the killed one left
     assert empty_store.counts() == ref_counts
     assert digest(empty_store) == reference
     assert not list((home / "etl").glob("*.json"))  # checkpoint removed when done
