@@ -121,7 +121,9 @@ def run(variant: str, seed: int, a: argparse.Namespace) -> dict:
     """Train one variant with one seed in its own process; its metrics.json (+ config)."""
     model, settings = VARIANTS[variant]
     run_dir = a.runs_dir / f"bench-mb-{variant}-s{seed}"
-    learned = model not in ("pop", "behaviour-pop", "behaviour-knn", "itemknn")
+    from gnn.models import registry
+
+    learned = registry()[model].trainable  # the no-learning ones get no training budget
     settings = COMMON + settings + ([f"max_minutes={a.max_minutes}"] if learned else []) + a.set
     # --reuse: a finished run trained as asked (model, seed, every setting) by an earlier
     # invocation is read, not retrained

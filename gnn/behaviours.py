@@ -150,13 +150,18 @@ def recency_weight(last_ts: Tensor) -> Tensor:
     return torch.where(known, 0.5 + 0.5 * (ts - lo) / span, torch.ones_like(ts)).float()
 
 
-class LearnsBehaviours:
+class SeesBehaviours:
+    """Mixin of the models that `TrainConfig.behaviours` applies to: the relations they see."""
+
+    def behaviour_relations(self, graph: Graph) -> list[EdgeType]:
+        """The target first, then the auxiliary relations the model's `behaviours` names."""
+        return behaviour_types(graph, resolve(self.cfg.behaviours, self.name))
+
+
+class LearnsBehaviours(SeesBehaviours):
     """Mixin of the trainable models that learn from the auxiliary behaviours as well as the
     target relation: users and items with an edge of any of them keep their own embedding rows
     (`TorchRecommender.mark_known` counts only the training target edges)."""
-
-    def behaviour_relations(self, graph: Graph) -> list[EdgeType]:
-        return behaviour_types(graph, resolve(self.cfg.behaviours, self.name))
 
     def mark_known(self, split) -> None:
         super().mark_known(split)

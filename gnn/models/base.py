@@ -43,6 +43,8 @@ from gnn.models.blend import Blend
 from gnn.models.pairwise import KGLinkCounts
 from gnn.snapshot import GraphSnapshot
 
+ROW_BLOCK = 1024  # pairs per block when pair scores are taken from whole rows
+
 Source = Graph | GraphSnapshot | None
 
 
@@ -132,6 +134,12 @@ class Recommender(abc.ABC):
             self._emb = (graph, *self._embed(graph))
         return self._emb[1], self._emb[2]
 
+    @property
+    def scores_by_row(self) -> bool:
+        """A pair's score depends on the user's whole row (e.g. a row standardised per user):
+        `score` takes each pair from `score_users`."""
+        return False
+
     def score_users(self, users: Tensor, source: Source = None) -> Tensor:
         """[len(users), n_items] scores (embeddings may be sparse, e.g. itemknn)."""
         u, i = self.embeddings(source)
@@ -141,11 +149,16 @@ class Recommender(abc.ABC):
         return u[users] @ i.T
 
     def score(self, users: Tensor, items: Tensor, source: Source = None) -> Tensor:
-        u, i = self.embeddings(source)
-        if u.is_sparse or i.is_sparse:
-            block = self.score_users(users, source)
-            return block.gather(1, items.view(-1, 1)).view(-1)
-        return (u[users] * i[items]).sum(-1)
+        """The scores of the pairs (users[k], items[k]): a dot product of dense embeddings, else
+        (`scores_by_row`, or sparse embeddings) gathered from the users' rows, in blocks."""
+        if not self.scores_by_row:
+            u, i = self.embeddings(source)
+            if not (u.is_sparse or i.is_sparse):
+                return (u[users] * i[items]).sum(-1)
+        if not len(users):
+            return torch.zeros(0)
+        return torch.cat([self.score_users(u, source).gather(1, i.view(-1, 1)).view(-1)
+                          for u, i in zip(users.split(ROW_BLOCK), items.split(ROW_BLOCK))])
 
     def recommend(self, users: Tensor, k: int = 10, exclude_seen: bool = True, *,
                   source: Source = None,
@@ -346,16 +359,11 @@ class TorchRecommender(Recommender):
 
     @property
     def scores_by_row(self) -> bool:
-        """A pair's score depends on the user's whole row (the blend standardises per user)."""
-        return self.blend.active
+        return self.blend.active  # the blend standardises each user's row
 
     def score(self, users: Tensor, items: Tensor, source: Source = None) -> Tensor:
-        if self.scores_by_row:  # whole rows, in blocks of pairs
-            return torch.cat([self.score_users(u, source).gather(1, i.view(-1, 1)).view(-1)
-                              for u, i in zip(users.split(1024), items.split(1024))]) \
-                if len(users) else torch.zeros(0)
         scores = super().score(users, items, source)
-        if not self.dot_product_only:
+        if not (self.scores_by_row or self.dot_product_only):  # add the pair term
             pair, graph = self.net.pair, self._graph(source)
             dev = pair.weight.device  # (the network may still be on the GPU mid-training)
             with torch.no_grad():

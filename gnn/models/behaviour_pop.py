@@ -24,7 +24,7 @@ from dataclasses import replace as changed
 import torch
 from torch import Tensor
 
-from gnn.behaviours import BehaviourIndex, behaviour_types, resolve
+from gnn.behaviours import BehaviourIndex, SeesBehaviours, resolve
 from gnn.data import Graph
 from gnn.models.base import MemoryRecommender, Source
 from gnn.models.itemknn import ItemKNN
@@ -32,7 +32,7 @@ from gnn.models.itemknn import ItemKNN
 WEIGHTS = {"carted": 2.0, "favorited": 1.0, "viewed": 0.5}  # any other behaviour: 1
 
 
-class BehaviourPop(MemoryRecommender):
+class BehaviourPop(SeesBehaviours, MemoryRecommender):
     name = "behaviour-pop"
 
     @property
@@ -45,7 +45,7 @@ class BehaviourPop(MemoryRecommender):
 
     def index(self, graph: Graph) -> BehaviourIndex:
         """The graph's auxiliary behaviours, with recency values (built once per graph)."""
-        rels = behaviour_types(graph, resolve(self.cfg.behaviours, self.name))[1:]
+        rels = self.behaviour_relations(graph)[1:]
         key = f"behaviour-pop:{rels}"
         if key not in graph.cache:
             graph.cache[key] = BehaviourIndex.build(graph, rels, recency=True)
@@ -68,6 +68,8 @@ class BehaviourPop(MemoryRecommender):
         return scores + own + (own > 0).float()
 
     def score(self, users: Tensor, items: Tensor, source: Source = None) -> Tensor:
+        if self.scores_by_row:  # a tail normalised per user: from whole rows
+            return super().score(users, items, source)
         graph = self._graph(source)
         index = self.index(graph)
         own = (index.features(users, items) * self.weights(index)).sum(-1)
@@ -86,6 +88,6 @@ class BehaviourKNN(BehaviourPop):
         knn = knn / knn.amax(dim=1, keepdim=True).clamp_(min=1e-12)
         return knn.mul_(0.999).add_(super().tail(users, graph), alpha=1e-3)
 
-    def score(self, users: Tensor, items: Tensor, source: Source = None) -> Tensor:
-        block = self.score_users(users, source)  # the tail is normalised per user
-        return block.gather(1, items.view(-1, 1)).view(-1)
+    @property
+    def scores_by_row(self) -> bool:
+        return True  # the tail is normalised by each user's largest co-occurrence score

@@ -17,25 +17,20 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from gnn.behaviours import behaviour_types, merged_pairs, resolve
+from gnn.behaviours import SeesBehaviours, merged_pairs
 from gnn.data import Graph
 from gnn.models.base import MemoryRecommender, Source
 
 
-class ItemKNN(MemoryRecommender):
+class ItemKNN(SeesBehaviours, MemoryRecommender):
     name = "itemknn"
 
-    def pairs(self, graph: Graph) -> Tensor:
-        """[2, E] the (user, item) pairs of the behaviours it counts, each once."""
-        which = resolve(self.cfg.behaviours, self.name)
-        return merged_pairs(graph, behaviour_types(graph, which))
-
     def _similarity(self, graph: Graph) -> sp.csr_matrix:
-        which = resolve(self.cfg.behaviours, self.name)
-        key = f"itemknn:{self.cfg.knn_neighbours}:{self.cfg.knn_shrink}:{which}"
+        rels = self.behaviour_relations(graph)
+        key = f"itemknn:{self.cfg.knn_neighbours}:{self.cfg.knn_shrink}:{rels}"
         if key in graph.cache:
             return graph.cache[key]
-        h = self.pairs(graph).numpy()
+        h = merged_pairs(graph, rels).numpy()
         r = sp.csr_matrix((np.ones(h.shape[1], np.float32), (h[0], h[1])),
                           shape=(graph.n_users, graph.n_items))
         r.data[:] = 1.0  # binary, whatever the duplicates
@@ -57,7 +52,7 @@ class ItemKNN(MemoryRecommender):
 
     def _embed(self, graph: Graph) -> tuple[Tensor, Tensor]:
         """Sparse: user_emb = the history matrix R, item_emb = S^T (score = R S)."""
-        h = self.pairs(graph)
+        h = merged_pairs(graph, self.behaviour_relations(graph))  # each pair once
         hist = torch.sparse_coo_tensor(h, torch.ones(h.size(1)), (graph.n_users, graph.n_items),
                                        check_invariants=False).coalesce()
         st = self._similarity(graph).T.tocoo()

@@ -83,6 +83,10 @@ class KGLink(MemoryRecommender):
     def dot_product_only(self) -> bool:
         return False
 
+    @property
+    def scores_by_row(self) -> bool:
+        return True  # from the link features of the user's history, a row at a time
+
     def _embed(self, graph: Graph) -> tuple[Tensor, Tensor]:
         """No embeddings: sparse stand-ins (the history [users, items] and the item-item link
         counts [items, items]); the scores come from `score_users`."""
@@ -104,9 +108,6 @@ class KGLink(MemoryRecommender):
     def score_users(self, users: Tensor, source: Source = None) -> Tensor:
         feats = link_features(self._graph(source))
         return feats.weighted(feats.users(torch.as_tensor(users).view(-1)), self.weights)
-
-    def score(self, users: Tensor, items: Tensor, source: Source = None) -> Tensor:
-        return self.score_users(users, source).gather(1, items.view(-1, 1)).view(-1)
 
     def similar_items(self, items: Tensor, k: int = 10,
                       source: Source = None) -> tuple[Tensor, Tensor]:
